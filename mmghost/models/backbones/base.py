@@ -1,0 +1,172 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""The MMDetection backbone contract shared by the Ghost network families.
+
+A family module builds ``conv_stem``/``bn1``/``act1`` and ``blocks`` with the
+upstream parameter names and declares ``stage_ends``; this base turns that
+into stages with ``out_indices``, ``frozen_stages``, ``norm_eval``,
+``with_cp`` and a checkpoint load that refuses to silently skip weights.
+"""
+import copy
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import update_init_info
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmghost.checkpoint import load_backbone_checkpoint
+
+__all__ = ['GhostBackboneBase']
+
+
+class GhostBackboneBase(BaseModule):
+    """Stages, freezing and strict pretrained loading for Ghost backbones.
+
+    Subclasses set ``stage_ends`` (the last ``blocks.{i}`` of each stage),
+    ``ignored_checkpoint_prefixes`` (classifier parts of the ImageNet
+    checkpoint) and, while building, ``stage_channels``/``stage_strides``.
+    """
+
+    stage_ends: Tuple[int, ...] = ()
+    ignored_checkpoint_prefixes: Tuple[str, ...] = ('conv_head.',
+                                                    'classifier.')
+    ignored_checkpoint_suffixes: Tuple[str, ...] = ()
+
+    def __init__(self,
+                 widen_factor: float,
+                 out_indices: Sequence[int],
+                 frozen_stages: int,
+                 norm_eval: bool,
+                 with_cp: bool,
+                 init_cfg=None):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(
+                    type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+            ]
+        super().__init__(init_cfg)
+        num_stages = len(self.stage_ends)
+        if isinstance(widen_factor, bool) or not isinstance(
+                widen_factor, (int, float)) or widen_factor <= 0:
+            raise ValueError('widen_factor must be a number > 0, '
+                             f'but got widen_factor={widen_factor!r}')
+        out_indices = tuple(out_indices) if isinstance(
+            out_indices, (list, tuple)) else out_indices
+        if (not isinstance(out_indices, tuple) or not out_indices
+                or not all(isinstance(i, int) for i in out_indices)
+                or not all(0 <= i < num_stages for i in out_indices)
+                or list(out_indices) != sorted(set(out_indices))):
+            raise ValueError(
+                'out_indices must be a non-empty, strictly increasing '
+                f'sequence of stage indices in range(0, {num_stages}), '
+                f'but got out_indices={out_indices!r}')
+        if (isinstance(frozen_stages, bool)
+                or not isinstance(frozen_stages, int)
+                or not -1 <= frozen_stages < num_stages):
+            raise ValueError(
+                f'frozen_stages must be an int in range(-1, {num_stages}) '
+                '(-1 freezes nothing, k freezes stages 0..k), '
+                f'but got frozen_stages={frozen_stages!r}')
+        self.widen_factor = widen_factor
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.stage_channels: List[int] = []
+        self.stage_strides: List[int] = []
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of the tensors ``forward`` returns, in order."""
+        return tuple(self.stage_channels[i] for i in self.out_indices)
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Strides of the tensors ``forward`` returns, in order."""
+        return tuple(self.stage_strides[i] for i in self.out_indices)
+
+    def stage_blocks(self, stage: int) -> range:
+        """Indices ``i`` of the ``blocks.{i}`` that make up ``stage``."""
+        start = 0 if stage == 0 else self.stage_ends[stage - 1] + 1
+        return range(start, self.stage_ends[stage] + 1)
+
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        modules = [self.blocks[i] for i in self.stage_blocks(stage)]
+        if stage == 0:
+            modules = [self.conv_stem, self.bn1] + modules
+        return modules
+
+    def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            # Non-reentrant checkpointing: the reentrant variant returns no
+            # gradient for the block's parameters when ``x`` itself does not
+            # require grad (e.g. right after a frozen stage or the image).
+            return cp.checkpoint(block, x, use_reentrant=False)
+        return block(x)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        # Stem
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        # Stages
+        outs = []
+        for stage in range(len(self.stage_ends)):
+            for i in self.stage_blocks(stage):
+                for block in self.blocks[i]:
+                    x = self._run(block, x)
+            if stage in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for stage in range(self.frozen_stages + 1):
+            for module in self.stage_modules(stage):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self):
+        """Default init, then a strict ``Pretrained`` load if configured.
+
+        mmengine's own ``Pretrained`` init loads with ``strict=False`` and
+        only logs missing keys, so a renamed layer or a checkpoint of another
+        width would train from scratch unnoticed. Here every backbone
+        parameter and buffer must be found with the right shape, else
+        ``ValueError``.
+        """
+        cfgs = self.init_cfg
+        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs or [])
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        if not pretrained:
+            super().init_weights()
+            return
+        others = [c for c in cfgs if c.get('type') != 'Pretrained']
+        self.init_cfg = others or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = cfgs
+        pretrained = copy.deepcopy(pretrained[-1])
+        load_backbone_checkpoint(
+            self,
+            pretrained['checkpoint'],
+            prefix=pretrained.get('prefix'),
+            map_location=pretrained.get('map_location', 'cpu'),
+            ignored_prefixes=self.ignored_checkpoint_prefixes,
+            ignored_suffixes=self.ignored_checkpoint_suffixes)
+        if hasattr(self, '_params_init_info'):
+            update_init_info(
+                self,
+                init_info='Pretrained (strict backbone load): '
+                f"{pretrained['checkpoint']}")

@@ -1,0 +1,135 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""The Ghost module, shared by the GhostNet backbones and ``GhostConv``.
+
+GhostNet: More Features from Cheap Operations (Han et al., CVPR 2020,
+https://arxiv.org/abs/1911.11907). A primary convolution makes
+``ceil(out / ratio)`` intrinsic feature maps; a cheap depthwise convolution
+makes the "ghost" maps from them; both are concatenated and cut to ``out``.
+
+The submodule names (``primary_conv.{0,1}``, ``cheap_operation.{0,1}``)
+follow Huawei's release (github.com/huawei-noah/Efficient-AI-Backbones,
+Apache-2.0) so its checkpoints load without renaming.
+"""
+import math
+from contextlib import contextmanager
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+
+__all__ = ['GhostModule', 'build_norm', 'norm_scope', 'NORM_TYPES']
+
+# Norm layers a Ghost network may be built with, as ``norm_cfg['type']``.
+NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'GN')
+
+
+def build_norm(norm_cfg: dict, num_features: int, name: str) -> nn.Module:
+    """Build one norm layer, checking ``norm_cfg`` against its channels.
+
+    ``name`` is where the layer sits (``'ghost1.primary_conv.1'``); callers
+    that know more of the path prepend it when they re-raise.
+    """
+    norm_type = norm_cfg.get('type') if isinstance(norm_cfg, dict) else None
+    if norm_type not in NORM_TYPES:
+        raise ValueError(f'norm_cfg type must be one of {NORM_TYPES}, '
+                         f'but got norm_cfg={norm_cfg!r}')
+    if norm_type == 'GN':
+        groups = norm_cfg.get('num_groups')
+        if not isinstance(groups, int) or groups <= 0:
+            raise ValueError('norm_cfg GN needs a positive int num_groups, '
+                             f'but got norm_cfg={norm_cfg!r}')
+        if num_features % groups:
+            raise _IndivisibleGroups(norm_cfg, num_features, name)
+    return build_norm_layer(norm_cfg, num_features)[1]
+
+
+class _IndivisibleGroups(ValueError):
+    """GN's ``num_groups`` does not divide a norm layer's channels."""
+
+    def __init__(self, norm_cfg: dict, num_features: int, name: str):
+        self.norm_cfg, self.num_features, self.name = (norm_cfg, num_features,
+                                                       name)
+        super().__init__(
+            f'norm_cfg={norm_cfg!r} cannot normalise the {num_features} '
+            f'channels of {name}: num_groups must divide the channel count '
+            'of every norm layer (Ghost halves are often not multiples of '
+            '8 or 32; pick num_groups that divides them, or use BN)')
+
+
+@contextmanager
+def norm_scope(prefix: str):
+    """Prepend ``prefix`` to the layer name of a GN error raised inside."""
+    try:
+        yield
+    except _IndivisibleGroups as err:
+        raise _IndivisibleGroups(err.norm_cfg, err.num_features,
+                                 f'{prefix}.{err.name}') from None
+
+
+class GhostModule(nn.Module):
+    """Primary convolution plus cheap depthwise convolution.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Kernel of the primary convolution. Default: 1.
+        ratio (int): Output channels per intrinsic channel. Default: 2.
+        dw_size (int): Kernel of the cheap depthwise convolution. Default: 3.
+        stride (int): Stride of the primary convolution. Default: 1.
+        act (bool): Apply ReLU after both convolutions. Default: True.
+        norm_cfg (dict): Norm layer after each convolution.
+            Default: ``dict(type='BN')``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 1,
+                 ratio: int = 2,
+                 dw_size: int = 3,
+                 stride: int = 1,
+                 act: bool = True,
+                 norm_cfg: Optional[dict] = None):
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        self.out_channels = out_channels
+        init_channels = math.ceil(out_channels / ratio)
+        new_channels = init_channels * (ratio - 1)
+
+        # Primary convolution: the intrinsic feature maps
+        self.primary_conv = nn.Sequential(
+            nn.Conv2d(
+                in_channels,
+                init_channels,
+                kernel_size,
+                stride,
+                kernel_size // 2,
+                bias=False),
+            build_norm(norm_cfg, init_channels, 'primary_conv.1'),
+            nn.ReLU(inplace=True) if act else nn.Identity(),
+        )
+
+        # Cheap operation: depthwise "ghost" maps of the intrinsic ones
+        self.cheap_operation = nn.Sequential(
+            nn.Conv2d(
+                init_channels,
+                new_channels,
+                dw_size,
+                1,
+                dw_size // 2,
+                groups=init_channels,
+                bias=False),
+            build_norm(norm_cfg, new_channels, 'cheap_operation.1'),
+            nn.ReLU(inplace=True) if act else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Primary convolution
+        x1 = self.primary_conv(x)
+        # Cheap operation
+        x2 = self.cheap_operation(x1)
+        out = torch.cat([x1, x2], dim=1)
+        if out.shape[1] != self.out_channels:
+            out = out[:, :self.out_channels]
+        return out
