@@ -48,7 +48,7 @@ def test_paper_setup(config):
     assert cfg.model.backbone.init_cfg.type == 'Pretrained'
     assert 'tta_model' in cfg and 'tta_pipeline' in cfg
     if 'ghostnet' in config:
-        width = 1.0 if '1.0x' in config else 1.1
+        width = 1.0 if ('1.0x' in config or 'ghostnetv2' in config) else 1.1
         assert cfg.model.backbone.widen_factor == width
 
 

@@ -82,6 +82,9 @@ class GhostBottleneck(nn.Module):
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
     """
 
+    # The expanding Ghost module (GhostNetV2 gates it with DFC attention).
+    ghost1_type = GhostModule
+
     def __init__(self,
                  in_channels: int,
                  mid_channels: int,
@@ -97,7 +100,7 @@ class GhostBottleneck(nn.Module):
 
         # Point-wise expansion
         with norm_scope('ghost1'):
-            self.ghost1 = GhostModule(
+            self.ghost1 = self.ghost1_type(
                 in_channels, mid_channels, act=True, norm_cfg=norm_cfg)
 
         # Depth-wise convolution
@@ -253,13 +256,15 @@ class GhostNet(GhostBackboneBase):
 
         # Ghost bottlenecks
         blocks = []
+        index = 0  # over the whole table
         for i, group in enumerate(self.arch_settings):
             layers = []
             for j, (k, exp, out, se_ratio, s) in enumerate(group):
                 out = _width(out, widen_factor)
                 with norm_scope(f'blocks.{i}.{j}'):
                     layers.append(
-                        GhostBottleneck(
+                        self._make_bottleneck(
+                            index,
                             channels,
                             _width(exp, widen_factor),
                             out,
@@ -267,7 +272,7 @@ class GhostNet(GhostBackboneBase):
                             stride=s,
                             se_ratio=se_ratio,
                             norm_cfg=norm_cfg))
-                channels, stride = out, stride * s
+                channels, stride, index = out, stride * s, index + 1
             blocks.append(nn.Sequential(*layers))
             self._record_tap(i, channels, stride)
 
@@ -278,6 +283,10 @@ class GhostNet(GhostBackboneBase):
                                                   norm_cfg)))
         self._record_tap(len(blocks) - 1, out, stride)
         self.blocks = nn.Sequential(*blocks)
+
+    def _make_bottleneck(self, index: int, *args, **kwargs) -> nn.Module:
+        """The ``index``-th bottleneck of the table (counted from 0)."""
+        return GhostBottleneck(*args, **kwargs)
 
     def _record_tap(self, block_index: int, channels: int, stride: int):
         if block_index in self.stage_ends:

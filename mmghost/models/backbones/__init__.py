@@ -1,0 +1,5 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+from .ghostnet import GhostNet
+from .ghostnetv2 import GhostNetV2
+
+__all__ = ['GhostNet', 'GhostNetV2']
