@@ -78,7 +78,7 @@ def main():
     map50 = metrics['coco/bbox_mAP_50']
     verdict = 'reached' if map50 >= MAP50_BAR else 'NOT reached'
     print('\n' + '=' * 64)
-    print(f'Demo: {args.config}, classes {cfg.get("classes")}, '
+    print(f'Demo: {args.config}, classes {cfg.get("demo_classes")}, '
           f'{runner.max_epochs} epochs, trained in {train_min:.1f} min '
           f'({total_min:.1f} min with testing)')
     print(metric_table(metrics))
