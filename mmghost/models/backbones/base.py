@@ -17,6 +17,7 @@ from mmengine.model.weight_init import update_init_info
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmghost.checkpoint import load_backbone_checkpoint
+from ..layers import fuse_conv_norm
 
 __all__ = ['GhostBackboneBase']
 
@@ -40,6 +41,7 @@ class GhostBackboneBase(BaseModule):
                  frozen_stages: int,
                  norm_eval: bool,
                  with_cp: bool,
+                 deploy: bool = False,
                  init_cfg=None):
         if init_cfg is None:
             init_cfg = [
@@ -75,6 +77,7 @@ class GhostBackboneBase(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        self.deploy = deploy
         self.stage_channels: List[int] = []
         self.stage_strides: List[int] = []
 
@@ -119,6 +122,24 @@ class GhostBackboneBase(BaseModule):
             if stage in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def switch_to_deploy(self):
+        """Fold every norm into its convolution, in place, irreversibly.
+
+        The outputs equal eval mode's (up to float rounding); the structure
+        is then the one ``deploy=True`` builds, so a converted checkpoint
+        loads into a model built from its config with ``deploy=True``.
+        Needs BatchNorm (GN/SyncBN in training mode cannot be folded).
+        """
+        if self.deploy:
+            return
+        self.eval()
+        self.conv_stem = fuse_conv_norm(self.conv_stem, self.bn1)
+        self.bn1 = nn.Identity()
+        for stage in self.blocks:
+            for block in stage:
+                block.switch_to_deploy()
+        self.deploy = True
 
     def _freeze_stages(self):
         for stage in range(self.frozen_stages + 1):

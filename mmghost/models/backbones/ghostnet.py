@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from ..layers import GhostModule, build_norm, norm_scope
+from ..layers import (GhostModule, build_norm, fuse_conv_norm, fuse_sequential,
+                      norm_scope)
 from .base import GhostBackboneBase
 
 __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
@@ -27,6 +28,11 @@ __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
 def _width(channels: float, widen_factor: float) -> int:
     """Scale a channel count; divisor 4, as the published weights were."""
     return make_divisible(channels * widen_factor, 4)
+
+
+def _norm(norm_cfg: dict, channels: int, name: str, deploy: bool):
+    """The norm after a conv; none in deploy mode (folded into its conv)."""
+    return nn.Identity() if deploy else build_norm(norm_cfg, channels, name)
 
 
 class SqueezeExcite(nn.Module):
@@ -52,20 +58,28 @@ class SqueezeExcite(nn.Module):
 class ConvBnAct(nn.Module):
     """Convolution, norm, ReLU under the released names (``conv``, ``bn1``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 norm_cfg: dict):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 norm_cfg: dict,
+                 deploy: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
             kernel_size,
             padding=kernel_size // 2,
-            bias=False)
-        self.bn1 = build_norm(norm_cfg, out_channels, 'bn1')
+            bias=deploy)
+        self.bn1 = _norm(norm_cfg, out_channels, 'bn1', deploy)
         self.act1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act1(self.bn1(self.conv(x)))
+
+    def switch_to_deploy(self):
+        self.conv = fuse_conv_norm(self.conv, self.bn1)
+        self.bn1 = nn.Identity()
 
 
 class GhostBottleneck(nn.Module):
@@ -80,6 +94,8 @@ class GhostBottleneck(nn.Module):
         stride (int): 1 or 2. Default: 1.
         se_ratio (float): Squeeze-excite ratio, 0 for none. Default: 0.
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
+        deploy (bool): Build the structure :meth:`switch_to_deploy` makes.
+            Default: False.
     """
 
     # The expanding Ghost module (GhostNetV2 gates it with DFC attention).
@@ -92,7 +108,8 @@ class GhostBottleneck(nn.Module):
                  dw_kernel_size: int = 3,
                  stride: int = 1,
                  se_ratio: float = 0.,
-                 norm_cfg: Optional[dict] = None):
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
         self.stride = stride
@@ -101,7 +118,11 @@ class GhostBottleneck(nn.Module):
         # Point-wise expansion
         with norm_scope('ghost1'):
             self.ghost1 = self.ghost1_type(
-                in_channels, mid_channels, act=True, norm_cfg=norm_cfg)
+                in_channels,
+                mid_channels,
+                act=True,
+                norm_cfg=norm_cfg,
+                deploy=deploy)
 
         # Depth-wise convolution
         if stride > 1:
@@ -112,8 +133,8 @@ class GhostBottleneck(nn.Module):
                 stride=stride,
                 padding=padding,
                 groups=mid_channels,
-                bias=False)
-            self.bn_dw = build_norm(norm_cfg, mid_channels, 'bn_dw')
+                bias=deploy)
+            self.bn_dw = _norm(norm_cfg, mid_channels, 'bn_dw', deploy)
         else:
             self.conv_dw = None
             self.bn_dw = None
@@ -124,7 +145,11 @@ class GhostBottleneck(nn.Module):
         # Point-wise linear projection
         with norm_scope('ghost2'):
             self.ghost2 = GhostModule(
-                mid_channels, out_channels, act=False, norm_cfg=norm_cfg)
+                mid_channels,
+                out_channels,
+                act=False,
+                norm_cfg=norm_cfg,
+                deploy=deploy)
 
         # Shortcut
         if in_channels == out_channels and stride == 1:
@@ -138,10 +163,10 @@ class GhostBottleneck(nn.Module):
                     stride=stride,
                     padding=padding,
                     groups=in_channels,
-                    bias=False),
-                build_norm(norm_cfg, in_channels, 'shortcut.1'),
-                nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                build_norm(norm_cfg, out_channels, 'shortcut.3'),
+                    bias=deploy),
+                _norm(norm_cfg, in_channels, 'shortcut.1', deploy),
+                nn.Conv2d(in_channels, out_channels, 1, bias=deploy),
+                _norm(norm_cfg, out_channels, 'shortcut.3', deploy),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,6 +188,16 @@ class GhostBottleneck(nn.Module):
 
         # Shortcut
         return x + self.shortcut(shortcut)
+
+    def switch_to_deploy(self):
+        self.ghost1.switch_to_deploy()
+        if self.conv_dw is not None:
+            self.conv_dw = fuse_conv_norm(self.conv_dw, self.bn_dw)
+            self.bn_dw = nn.Identity()
+        self.ghost2.switch_to_deploy()
+        if len(self.shortcut):
+            fuse_sequential(self.shortcut, 0, 1)
+            fuse_sequential(self.shortcut, 2, 3)
 
 
 @MODELS.register_module()
@@ -196,6 +231,9 @@ class GhostNet(GhostBackboneBase):
             Default: False.
         with_cp (bool): Gradient checkpointing per bottleneck.
             Default: False.
+        deploy (bool): Build the inference structure that
+            :meth:`switch_to_deploy` makes (every norm folded into its conv),
+            to load a converted checkpoint. Default: False.
         init_cfg (dict | list[dict], optional): Default: Kaiming for convs,
             constant 1 for norms. ``dict(type='Pretrained', checkpoint=...)``
             loads ImageNet weights strictly (see ``init_weights``).
@@ -241,16 +279,17 @@ class GhostNet(GhostBackboneBase):
                  norm_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 deploy: bool = False,
                  init_cfg=None):
         super().__init__(widen_factor, out_indices, frozen_stages, norm_eval,
-                         with_cp, init_cfg)
+                         with_cp, deploy, init_cfg)
         norm_cfg = norm_cfg or dict(type='BN')
         self.norm_cfg = norm_cfg
 
         # Stem
         channels = _width(self.stem_channels, widen_factor)
-        self.conv_stem = nn.Conv2d(3, channels, 3, 2, 1, bias=False)
-        self.bn1 = build_norm(norm_cfg, channels, 'bn1')
+        self.conv_stem = nn.Conv2d(3, channels, 3, 2, 1, bias=deploy)
+        self.bn1 = _norm(norm_cfg, channels, 'bn1', deploy)
         self.act1 = nn.ReLU(inplace=True)
         stride = 2
 
@@ -271,7 +310,8 @@ class GhostNet(GhostBackboneBase):
                             dw_kernel_size=k,
                             stride=s,
                             se_ratio=se_ratio,
-                            norm_cfg=norm_cfg))
+                            norm_cfg=norm_cfg,
+                            deploy=deploy))
                 channels, stride, index = out, stride * s, index + 1
             blocks.append(nn.Sequential(*layers))
             self._record_tap(i, channels, stride)
@@ -279,8 +319,8 @@ class GhostNet(GhostBackboneBase):
         # Final 1x1 conv
         out = _width(self.head_channels, widen_factor)
         with norm_scope(f'blocks.{len(blocks)}.0'):
-            blocks.append(nn.Sequential(ConvBnAct(channels, out, 1,
-                                                  norm_cfg)))
+            blocks.append(
+                nn.Sequential(ConvBnAct(channels, out, 1, norm_cfg, deploy)))
         self._record_tap(len(blocks) - 1, out, stride)
         self.blocks = nn.Sequential(*blocks)
 

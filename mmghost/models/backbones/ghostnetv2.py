@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 
-from ..layers import GhostModule, build_norm
+from ..layers import GhostModule, build_norm, fuse_sequential
 from .ghostnet import GhostBottleneck, GhostNet
 
 __all__ = ['GhostNetV2', 'GhostBottleneckV2', 'GhostModuleV2']
@@ -65,7 +65,8 @@ class GhostModuleV2(GhostModule):
                  stride: int = 1,
                  act: bool = True,
                  dfc_kernel_size: int = 5,
-                 norm_cfg: Optional[dict] = None):
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False):
         norm_cfg = norm_cfg or dict(type='BN')
         super().__init__(
             in_channels,
@@ -75,8 +76,13 @@ class GhostModuleV2(GhostModule):
             dw_size=dw_size,
             stride=stride,
             act=act,
-            norm_cfg=norm_cfg)
+            norm_cfg=norm_cfg,
+            deploy=deploy)
         pad = dfc_kernel_size // 2
+
+        def norm(name):
+            return nn.Identity() if deploy else build_norm(
+                norm_cfg, out_channels, name)
 
         # DFC attention: 1x1 conv, then fully connected along W and along H
         # (depthwise 1xK and Kx1), each followed by a norm
@@ -87,22 +93,22 @@ class GhostModuleV2(GhostModule):
                 kernel_size,
                 stride,
                 kernel_size // 2,
-                bias=False),
-            build_norm(norm_cfg, out_channels, 'short_conv.1'),
+                bias=deploy),
+            norm('short_conv.1'),
             nn.Conv2d(
                 out_channels,
                 out_channels, (1, dfc_kernel_size),
                 padding=(0, pad),
                 groups=out_channels,
-                bias=False),
-            build_norm(norm_cfg, out_channels, 'short_conv.3'),
+                bias=deploy),
+            norm('short_conv.3'),
             nn.Conv2d(
                 out_channels,
                 out_channels, (dfc_kernel_size, 1),
                 padding=(pad, 0),
                 groups=out_channels,
-                bias=False),
-            build_norm(norm_cfg, out_channels, 'short_conv.5'),
+                bias=deploy),
+            norm('short_conv.5'),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,6 +118,13 @@ class GhostModuleV2(GhostModule):
         out = super().forward(x)
         return out * F.interpolate(
             attn.sigmoid(), size=out.shape[-2:], mode='nearest')
+
+    def switch_to_deploy(self):
+        if self.deploy:
+            return
+        for conv in (0, 2, 4):
+            fuse_sequential(self.short_conv, conv, conv + 1)
+        super().switch_to_deploy()
 
 
 class GhostBottleneckV2(GhostBottleneck):

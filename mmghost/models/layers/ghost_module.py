@@ -18,7 +18,10 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
-__all__ = ['GhostModule', 'build_norm', 'norm_scope', 'NORM_TYPES']
+__all__ = [
+    'GhostModule', 'build_norm', 'norm_scope', 'fuse_conv_norm',
+    'fuse_sequential', 'NORM_TYPES'
+]
 
 # Norm layers a Ghost network may be built with, as ``norm_cfg['type']``.
 NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'GN')
@@ -67,6 +70,43 @@ def norm_scope(prefix: str):
                                  f'{prefix}.{err.name}') from None
 
 
+def fuse_conv_norm(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
+    """A convolution computing ``norm(conv(x))`` of an eval-mode norm.
+
+    ``norm`` is a BatchNorm (its running statistics are folded in) or
+    ``nn.Identity`` (the conv is returned as it is). Used by every
+    ``switch_to_deploy``.
+    """
+    if isinstance(norm, nn.Identity):
+        return conv
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        raise ValueError(f'switch_to_deploy folds BatchNorm only, not '
+                         f'{type(norm).__name__}')
+    std = (norm.running_var + norm.eps).sqrt()
+    scale = (norm.weight if norm.affine else torch.ones_like(std)) / std
+    shift = norm.bias if norm.affine else torch.zeros_like(std)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(std)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True).to(conv.weight)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        fused.bias.copy_((bias - norm.running_mean) * scale + shift)
+    return fused
+
+
+def fuse_sequential(seq: nn.Sequential, conv: int = 0, norm: int = 1):
+    """Fold ``seq[norm]`` into ``seq[conv]`` in place (norm -> Identity)."""
+    seq[conv] = fuse_conv_norm(seq[conv], seq[norm])
+    seq[norm] = nn.Identity()
+
+
 class GhostModule(nn.Module):
     """Primary convolution plus cheap depthwise convolution.
 
@@ -78,8 +118,16 @@ class GhostModule(nn.Module):
         dw_size (int): Kernel of the cheap depthwise convolution. Default: 3.
         stride (int): Stride of the primary convolution. Default: 1.
         act (bool): Apply ReLU after both convolutions. Default: True.
-        norm_cfg (dict): Norm layer after each convolution.
+        norm_cfg (dict, optional): Norm layer after each convolution; None
+            for none (the convolutions then carry ``bias``).
             Default: ``dict(type='BN')``.
+        padding (int, optional): Padding of the primary convolution.
+            Default: ``kernel_size // 2 * dilation``.
+        dilation (int): Dilation of the primary convolution. Default: 1.
+        bias (bool): Convolution bias when there is no norm. Default: True.
+        deploy (bool): Build the inference structure that
+            :meth:`switch_to_deploy` makes: norms folded into biased
+            convolutions. Default: False.
     """
 
     def __init__(self,
@@ -90,12 +138,24 @@ class GhostModule(nn.Module):
                  dw_size: int = 3,
                  stride: int = 1,
                  act: bool = True,
-                 norm_cfg: Optional[dict] = None):
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 padding: Optional[int] = None,
+                 dilation: int = 1,
+                 bias: bool = True,
+                 deploy: bool = False):
         super().__init__()
-        norm_cfg = norm_cfg or dict(type='BN')
         self.out_channels = out_channels
+        self.deploy = deploy
         init_channels = math.ceil(out_channels / ratio)
         new_channels = init_channels * (ratio - 1)
+        if padding is None:
+            padding = kernel_size // 2 * dilation
+        with_norm = norm_cfg is not None and not deploy
+        conv_bias = deploy or (bias and norm_cfg is None)
+
+        def norm(channels, name):
+            return build_norm(norm_cfg, channels,
+                              name) if with_norm else nn.Identity()
 
         # Primary convolution: the intrinsic feature maps
         self.primary_conv = nn.Sequential(
@@ -104,9 +164,10 @@ class GhostModule(nn.Module):
                 init_channels,
                 kernel_size,
                 stride,
-                kernel_size // 2,
-                bias=False),
-            build_norm(norm_cfg, init_channels, 'primary_conv.1'),
+                padding,
+                dilation,
+                bias=conv_bias),
+            norm(init_channels, 'primary_conv.1'),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
@@ -119,8 +180,8 @@ class GhostModule(nn.Module):
                 1,
                 dw_size // 2,
                 groups=init_channels,
-                bias=False),
-            build_norm(norm_cfg, new_channels, 'cheap_operation.1'),
+                bias=conv_bias),
+            norm(new_channels, 'cheap_operation.1'),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
@@ -133,3 +194,11 @@ class GhostModule(nn.Module):
         if out.shape[1] != self.out_channels:
             out = out[:, :self.out_channels]
         return out
+
+    def switch_to_deploy(self):
+        """Fold the norms into the convolutions, in place, irreversibly."""
+        if self.deploy:
+            return
+        fuse_sequential(self.primary_conv)
+        fuse_sequential(self.cheap_operation)
+        self.deploy = True

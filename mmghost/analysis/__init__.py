@@ -1,0 +1,4 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+from .complexity import ImageNetClassifier, complexity
+
+__all__ = ['complexity', 'ImageNetClassifier']

@@ -1,0 +1,65 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""Model complexity in the paper's convention and in mmengine's.
+
+The GhostNet paper counts FLOPs as the multiply-adds of convolutions and
+fully connected layers. mmengine's ``FlopAnalyzer`` counts those too
+(``by_operator()['conv']``, ``['linear']``/``['addmm']``/``['matmul']``) and
+its ``total()`` adds batch-norm, pooling, upsampling and the like. Both are
+reported; paper figures are compared with the first.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+
+__all__ = ['complexity', 'ImageNetClassifier', 'PAPER_OPS']
+
+# FlopAnalyzer operator names that make up the paper's count.
+PAPER_OPS = ('conv', 'linear', 'addmm', 'matmul', 'bmm', 'einsum')
+
+
+def complexity(model: nn.Module, inputs) -> Dict[str, float]:
+    """``conv_linear`` and ``total`` multiply-adds and ``params`` (counts).
+
+    ``inputs`` is what ``model`` is called with (a tensor or a tuple).
+    """
+    was_training = model.training
+    model.eval()
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    by_op = analyzer.by_operator()
+    result = dict(
+        conv_linear=float(sum(by_op.get(op, 0) for op in PAPER_OPS)),
+        total=float(analyzer.total()),
+        params=float(sum(p.numel() for p in model.parameters())))
+    model.train(was_training)
+    return result
+
+
+class ImageNetClassifier(nn.Module):
+    """A backbone's last feature map plus the classifier it was released
+    with, to count whole classification networks as the paper's table does.
+
+    GhostNet/GhostNetV2: global pool, 1x1 ``conv_head`` to 1280, ReLU, FC
+    to 1000. MobileNetV2 (mmdet's, whose last stage already is the 1x1 conv
+    to 1280): global pool, FC to 1000.
+    """
+
+    def __init__(self, backbone: nn.Module, channels: int,
+                 head_channels: int = 1280, num_classes: int = 1000):
+        super().__init__()
+        self.backbone = backbone
+        if channels == head_channels:
+            self.conv_head = nn.Identity()
+        else:
+            self.conv_head = nn.Sequential(
+                nn.Conv2d(channels, head_channels, 1), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(head_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.backbone(x)[-1]
+        x = self.conv_head(x.mean((2, 3), keepdim=True))
+        return self.classifier(x.flatten(1))
