@@ -30,6 +30,14 @@ def _width(channels: float, widen_factor: float) -> int:
     return make_divisible(channels * widen_factor, 4)
 
 
+def _like(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A weight slice in the memory format of the activations ``x``."""
+    fmt = (torch.channels_last if x.is_contiguous(
+        memory_format=torch.channels_last) and not x.is_contiguous() else
+           torch.contiguous_format)
+    return weight.contiguous(memory_format=fmt)
+
+
 def _norm(norm_cfg: dict, channels: int, name: str, deploy: bool):
     """The norm after a conv; none in deploy mode (folded into its conv)."""
     return nn.Identity() if deploy else build_norm(norm_cfg, channels, name)
@@ -50,9 +58,12 @@ class SqueezeExcite(nn.Module):
         self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = F.adaptive_avg_pool2d(x, 1)
-        scale = self.conv_expand(self.act1(self.conv_reduce(scale)))
-        return x * F.hardsigmoid(scale)
+        return x * self.gate(F.adaptive_avg_pool2d(x, 1))
+
+    def gate(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Per-channel scale in [0, 1] from the pooled ``(N, C, 1, 1)``."""
+        return F.hardsigmoid(
+            self.conv_expand(self.act1(self.conv_reduce(pooled))))
 
 
 class ConvBnAct(nn.Module):
@@ -113,6 +124,7 @@ class GhostBottleneck(nn.Module):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
         self.stride = stride
+        self.deploy = deploy
         padding = (dw_kernel_size - 1) // 2
 
         # Point-wise expansion
@@ -170,6 +182,8 @@ class GhostBottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy and type(self.ghost1) is GhostModule:
+            return self._forward_split(x)
         shortcut = x
 
         # Point-wise expansion
@@ -189,7 +203,54 @@ class GhostBottleneck(nn.Module):
         # Shortcut
         return x + self.shortcut(shortcut)
 
+    def _forward_split(self, x: torch.Tensor) -> torch.Tensor:
+        """Deploy-mode forward that never concatenates the expansion.
+
+        The wide output of ``ghost1`` is only ever read by per-channel ops
+        (depthwise conv, SE scaling) and by the 1x1 projection, so its two
+        halves go through them separately and the projection becomes the
+        sum of two 1x1 convs over the (narrow) projected width. On CPU in
+        channels-last layout a channel concat is a strided copy that cost a
+        third of GhostNet's time; this removes the widest ones.
+        """
+        shortcut = x
+
+        # Point-wise expansion, as two halves
+        a = self.ghost1.primary_conv(x)
+        b = self.ghost1.cheap_operation(a)
+        na, nb = a.shape[1], self.ghost1.out_channels - a.shape[1]
+        if b.shape[1] != nb:
+            b = b[:, :nb]
+
+        # Depth-wise convolution, per half
+        if self.conv_dw is not None:
+            w, bias = self.conv_dw.weight, self.conv_dw.bias
+            stride, padding = self.conv_dw.stride, self.conv_dw.padding
+            a = F.conv2d(a, _like(w[:na], x), bias[:na], stride, padding, 1,
+                         na)
+            b = F.conv2d(b, _like(w[na:], x), bias[na:], stride, padding, 1,
+                         nb)
+
+        # Squeeze-and-excitation, one gate for both halves
+        if self.se is not None:
+            scale = self.se.gate(
+                torch.cat([
+                    F.adaptive_avg_pool2d(a, 1),
+                    F.adaptive_avg_pool2d(b, 1)
+                ], 1))
+            a, b = a * scale[:, :na], b * scale[:, na:]
+
+        # Point-wise linear projection: 1x1 conv as a sum over the halves
+        proj = self.ghost2.primary_conv[0]
+        y = F.conv2d(a, _like(proj.weight[:, :na], x), proj.bias) + F.conv2d(
+            b, _like(proj.weight[:, na:], x))
+        x = self.ghost2.cheap(y)
+
+        # Shortcut
+        return x + self.shortcut(shortcut)
+
     def switch_to_deploy(self):
+        self.deploy = True
         self.ghost1.switch_to_deploy()
         if self.conv_dw is not None:
             self.conv_dw = fuse_conv_norm(self.conv_dw, self.bn_dw)

@@ -189,6 +189,10 @@ class GhostModule(nn.Module):
         # Primary convolution
         x1 = self.primary_conv(x)
         # Cheap operation
+        return self.cheap(x1)
+
+    def cheap(self, x1: torch.Tensor) -> torch.Tensor:
+        """The module's output from its primary convolution's output."""
         x2 = self.cheap_operation(x1)
         out = torch.cat([x1, x2], dim=1)
         if out.shape[1] != self.out_channels:

@@ -1,0 +1,436 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""Side-by-side speed and memory of GhostNet against mmdet's baselines.
+
+    python benchmarks/bench.py [--device cpu|cuda] [--quick] [--compile]
+                               [--out benchmarks/results]
+
+Every model of a section is timed in the same process, interleaved (one
+forward of each model per round, so drifts of the machine hit all alike),
+after warm-up, and reported as medians with ratios to MobileNetV2 given the
+same treatment. Deploy mode means GhostNet's ``switch_to_deploy()`` and, for
+every other model, mmcv's ``fuse_conv_bn``; each deployed model runs in the
+faster of the two memory formats (measured). Peak memory is measured with
+each model in its own process. Writes ``{device}.md``, ``{device}.json``
+and ``{device}.png`` (latency against FLOPs) under ``--out``.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SIZES = {'1333x800': (800, 1333), '320x320': (320, 320)}
+
+# name: (backbone cfg, FPN in_channels, deployable by switch_to_deploy)
+BACKBONES = {
+    'GhostNet 1.0x': (dict(type='GhostNet', widen_factor=1.0),
+                      [24, 40, 112, 960]),
+    'GhostNet 1.1x': (dict(type='GhostNet', widen_factor=1.1),
+                      [28, 44, 124, 1056]),
+    'GhostNet 1.3x': (dict(type='GhostNet', widen_factor=1.3),
+                      [32, 52, 144, 1248]),
+    'MobileNetV2 1.0x': (dict(type='MobileNetV2', out_indices=(1, 2, 4, 7)),
+                         [24, 32, 96, 1280]),
+    'ResNet-18': (dict(type='ResNet', depth=18, norm_eval=True,
+                       out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
+    'ResNet-50': (dict(type='ResNet', depth=50, norm_eval=True,
+                       out_indices=(0, 1, 2, 3)), [256, 512, 1024, 2048]),
+}
+BASELINE = 'MobileNetV2 1.0x'
+DETECTORS = {
+    'RetinaNet': 'configs/retinanet_ghostnet_fpn.py',
+    'Faster R-CNN': 'configs/faster-rcnn_ghostnet_fpn.py',
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument(
+        '--quick', action='store_true', help='fewer rounds (smoke run)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='also torch.compile the deployed GhostNet and MobileNetV2')
+    parser.add_argument(
+        '--sections',
+        nargs='+',
+        default=['backbones', 'detectors', 'train', 'memory'],
+        choices=['backbones', 'detectors', 'train', 'memory'])
+    parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks',
+                                                  'results'))
+    # internal: one model's peak memory, in a fresh process
+    parser.add_argument('--memory-of', help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+# --------------------------------------------------------------- building
+
+
+def _setup():
+    import mmghost  # noqa: F401
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+
+
+def build_backbone(name):
+    from mmdet.registry import MODELS
+    cfg, _ = BACKBONES[name]
+    model = MODELS.build(copy.deepcopy(cfg))
+    model.eval()
+    return model
+
+
+def build_detector(detector, backbone, ghostconv=False):
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, DETECTORS[detector]))
+    bb_cfg, in_channels = BACKBONES[backbone]
+    cfg.model.backbone = copy.deepcopy(bb_cfg)
+    cfg.model.neck.in_channels = in_channels
+    if ghostconv:
+        cfg.model.neck.conv_cfg = dict(type='GhostConv')
+        if 'bbox_head' in cfg.model:
+            cfg.model.bbox_head.conv_cfg = dict(type='GhostConv')
+    model = MODELS.build(cfg.model)
+    model.eval()
+    return model
+
+
+def deploy(model):
+    """GhostNet's own deploy mode, mmcv's conv-BN fusion for the rest."""
+    from mmcv.cnn import fuse_conv_bn
+    backbone = getattr(model, 'backbone', model)
+    if hasattr(backbone, 'switch_to_deploy'):
+        backbone.switch_to_deploy()
+    return fuse_conv_bn(model)
+
+
+def conv_linear_macs(model, shape, device):
+    from mmghost.analysis import complexity
+    x = torch.randn(1, 3, *shape, device=device)
+    with torch.no_grad():
+        return complexity(model, (x, ))['conv_linear']
+
+
+# ---------------------------------------------------------------- timing
+
+
+def _sync(device):
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def _forward(model, x):
+    out = model(x)
+    return out
+
+
+def time_once(model, x, device):
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        _forward(model, x)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def pick_format(model, x, device, rounds=3):
+    """Run ``model`` in whichever memory format is faster for it."""
+    results = {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        m = model.to(memory_format=fmt)
+        xi = x.contiguous(memory_format=fmt)
+        time_once(m, xi, device)
+        results[fmt] = statistics.median(
+            time_once(m, xi, device) for _ in range(rounds))
+    best = min(results, key=results.get)
+    return model.to(memory_format=best), best
+
+
+def interleaved(cases, device, rounds, warmup):
+    """cases: name -> (model, input). Median seconds per name."""
+    for model, x in cases.values():
+        for _ in range(warmup):
+            time_once(model, x, device)
+    times = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (model, x) in cases.items():
+            times[name].append(time_once(model, x, device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def prepare(models, shape, device, compile_):
+    """name -> (model, input, macs, note) with deployed ones format-tuned."""
+    cases = {}
+    for name, model in models.items():
+        model = model.to(device)
+        x = torch.randn(1, 3, *shape, device=device)
+        macs = conv_linear_macs(model, shape, device)
+        note = 'NCHW'
+        if 'deploy' in name or 'compile' in name:
+            model, fmt = pick_format(model, x, device)
+            if fmt == torch.channels_last:
+                x = x.contiguous(memory_format=fmt)
+                note = 'NHWC'
+        if 'compile' in name:
+            model = torch.compile(model)
+            time_once(model, x, device)  # compile outside the timing
+        cases[name] = (model, x, macs, note)
+    return cases
+
+
+def table(title, results, cases, baseline_prefix):
+    lines = [
+        f'#### {title}', '',
+        '| model | mode | format | latency (ms) | ratio to MobileNetV2 '
+        '(same mode) | MAdds (G) | GMAC/s |',
+        '|---|---|---|---:|---:|---:|---:|'
+    ]
+    for name, sec in results.items():
+        model, mode = name.rsplit(' | ', 1)
+        base = results.get(f'{baseline_prefix} | {mode}')
+        ratio = sec / base if base else float('nan')
+        macs = cases[name][2]
+        lines.append(f'| {model} | {mode} | {cases[name][3]} | '
+                     f'{sec * 1e3:.1f} | {ratio:.2f} | {macs / 1e9:.2f} | '
+                     f'{macs / sec / 1e9:.1f} |')
+    return '\n'.join(lines)
+
+
+def run_backbones(args, rounds, report, rows):
+    modes = ['eval', 'deploy'] + (['deploy+compile'] if args.compile else [])
+    for size, shape in SIZES.items():
+        models = {}
+        for name in BACKBONES:
+            for mode in modes:
+                if mode != 'eval' and name.startswith('ResNet'):
+                    continue
+                model = build_backbone(name)
+                if mode != 'eval':
+                    model = deploy(model)
+                models[f'{name} | {mode}'.replace('deploy+compile',
+                                                  'compile')] = model
+        cases = prepare(models, shape, args.device, args.compile)
+        results = interleaved({k: v[:2]
+                               for k, v in cases.items()}, args.device,
+                              rounds, warmup=2)
+        report.append(
+            table(f'Backbones, {size}', results, cases, BASELINE))
+        rows += [dict(section='backbone', size=size, name=k, seconds=v,
+                      macs=cases[k][2]) for k, v in results.items()]
+
+
+def run_detectors(args, rounds, report, rows):
+    variants = [('GhostNet 1.1x', False), ('MobileNetV2 1.0x', False),
+                ('ResNet-18', False), ('ResNet-50', False)]
+    for detector in DETECTORS:
+        if detector == 'Faster R-CNN' and args.device == 'cuda':
+            continue  # tensor mode runs NMS; see README
+        for size, shape in SIZES.items():
+            models = {}
+            for backbone, _ in variants:
+                for mode in ('eval', 'deploy'):
+                    model = build_detector(detector, backbone)
+                    if mode == 'deploy':
+                        model = deploy(model)
+                    models[f'{detector} {backbone} | {mode}'] = model
+                    if backbone == 'GhostNet 1.1x' and detector == \
+                            'RetinaNet':
+                        model = build_detector(detector, backbone, True)
+                        if mode == 'deploy':
+                            model = deploy(model)
+                        models[f'{detector} {backbone} + GhostConv FPN/head'
+                               f' | {mode}'] = model
+            cases = prepare(models, shape, args.device, False)
+            results = interleaved({k: v[:2]
+                                   for k, v in cases.items()}, args.device,
+                                  rounds, warmup=1)
+            report.append(
+                table(f'{detector} (tensor mode), {size}', results, cases,
+                      f'{detector} {BASELINE}'))
+            rows += [dict(section='detector', size=size, name=k,
+                          seconds=v, macs=cases[k][2])
+                     for k, v in results.items()]
+
+
+def run_train_step(args, rounds, report, rows):
+    """s/iter of the demo's training step (batch 4, 320x320, real data)."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+    from mmdet.registry import DATASETS, MODELS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'retinanet_ghostnet_fpn_demo.py'))
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset.dataset)
+    ds_cfg.data_root = osp.join(ROOT, ds_cfg.data_root)
+    dataset = DATASETS.build(ds_cfg)
+    batch = pseudo_collate([dataset[i] for i in range(4)])
+    cases = {}
+    for backbone in ('GhostNet 1.1x', 'MobileNetV2 1.0x', 'ResNet-18'):
+        model_cfg = copy.deepcopy(cfg.model)
+        model_cfg.backbone = copy.deepcopy(BACKBONES[backbone][0])
+        model_cfg.neck.in_channels = BACKBONES[backbone][1]
+        model = MODELS.build(model_cfg).to(args.device)
+        model.train()
+        optim = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+        cases[f'demo RetinaNet {backbone}'] = (model, optim)
+
+    def step(model, optim):
+        _sync(args.device)
+        start = time.perf_counter()
+        model.train_step(copy.deepcopy(batch), optim)
+        _sync(args.device)
+        return time.perf_counter() - start
+
+    for model, optim in cases.values():
+        step(model, optim)
+    times = {k: [] for k in cases}
+    for _ in range(max(3, rounds // 2)):
+        for name, (model, optim) in cases.items():
+            times[name].append(step(model, optim))
+    base = statistics.median(times['demo RetinaNet MobileNetV2 1.0x'])
+    lines = [
+        '#### Training step at the demo scale (batch 4, 320x320, AdamW, '
+        'real tiny-coco batch)', '',
+        '| model | s/iter | ratio to MobileNetV2 |', '|---|---:|---:|'
+    ]
+    for name, t in times.items():
+        med = statistics.median(t)
+        lines.append(f'| {name} | {med:.3f} | {med / base:.2f} |')
+        rows.append(dict(section='train', size='320x320', name=name,
+                         seconds=med))
+    report.append('\n'.join(lines))
+
+
+def memory_of(spec, device):
+    """Peak memory of one model's forwards (called in a fresh process)."""
+    import resource
+    _setup()
+    kind, name, mode = spec.split('::')
+    model = (build_backbone(name) if kind == 'backbone' else
+             build_detector('RetinaNet', name))
+    if mode == 'deploy':
+        model = deploy(model)
+    model = model.to(device)
+    x = torch.randn(1, 3, *SIZES['1333x800'], device=device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu = (torch.cuda.max_memory_allocated() / 2**20
+           if device == 'cuda' else 0.0)
+    print(json.dumps(dict(rss_before=before, rss_peak=peak, gpu_peak=gpu)))
+
+
+def run_memory(args, report, rows):
+    specs = [f'backbone::{n}::{m}' for n in BACKBONES
+             for m in ('eval', 'deploy') if not (
+                 m == 'deploy' and n.startswith('ResNet'))]
+    specs += [f'detector::{n}::eval' for n in ('GhostNet 1.1x', BASELINE)]
+    lines = [
+        '#### Peak memory, one process per model, 1333x800, batch 1', '',
+        '| model | mode | process peak RSS (MB) | growth during forward (MB) '
+        '| GPU peak (MB) |', '|---|---|---:|---:|---:|'
+    ]
+    for spec in specs:
+        proc = subprocess.run(
+            [sys.executable, __file__, '--device', args.device,
+             '--memory-of', spec],
+            capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f'memory run {spec} failed:\n'
+                               f'{proc.stderr[-2000:]}')
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        kind, name, mode = spec.split('::')
+        label = name if kind == 'backbone' else f'RetinaNet {name}'
+        lines.append(f"| {label} | {mode} | {res['rss_peak']:.0f} | "
+                     f"{res['rss_peak'] - res['rss_before']:.0f} | "
+                     f"{res['gpu_peak']:.0f} |")
+        rows.append(dict(section='memory', name=f'{label} | {mode}', **res))
+    report.append('\n'.join(lines))
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, size in zip(axes, SIZES):
+        pts = [r for r in rows if r['section'] == 'backbone'
+               and r['size'] == size]
+        for r in pts:
+            color = 'tab:green' if r['name'].startswith('Ghost') else (
+                'tab:blue' if r['name'].startswith('Mobile') else 'tab:gray')
+            marker = 'o' if r['name'].endswith('eval') else '^'
+            ax.scatter(r['macs'] / 1e9, r['seconds'] * 1e3, c=color,
+                       marker=marker)
+            ax.annotate(r['name'].replace(' | ', ' '),
+                        (r['macs'] / 1e9, r['seconds'] * 1e3), fontsize=6)
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('conv+linear GMAdds')
+        ax.set_ylabel('latency (ms)')
+        ax.set_title(f'backbones, {size} (o eval, ^ deploy)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def machine(device):
+    if device == 'cuda':
+        return (f'{torch.cuda.get_device_name()}, torch {torch.__version__}')
+    return (f'{platform.processor() or platform.machine()}, '
+            f'{os.cpu_count()} cores, {torch.get_num_threads()} torch '
+            f'threads, torch {torch.__version__}')
+
+
+def main():
+    args = parse_args()
+    if args.memory_of:
+        memory_of(args.memory_of, args.device)
+        return
+    _setup()
+    if args.device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    rounds = 3 if args.quick else (15 if args.device == 'cuda' else 7)
+    report, rows = [], []
+    start = time.time()
+    if 'backbones' in args.sections:
+        run_backbones(args, rounds, report, rows)
+    if 'detectors' in args.sections:
+        run_detectors(args, rounds, report, rows)
+    if 'train' in args.sections:
+        run_train_step(args, rounds, report, rows)
+    if 'memory' in args.sections:
+        run_memory(args, report, rows)
+    os.makedirs(args.out, exist_ok=True)
+    header = (f'### {args.device.upper()}: {machine(args.device)}\n\n'
+              f'`python benchmarks/bench.py --device {args.device}'
+              f"{' --compile' if args.compile else ''}"
+              f"{' --quick' if args.quick else ''}`, batch 1, medians of "
+              f'{rounds} interleaved rounds after warm-up, '
+              f'{(time.time() - start) / 60:.1f} min in all.\n')
+    text = header + '\n' + '\n\n'.join(report) + '\n'
+    stem = osp.join(args.out, args.device)
+    with open(stem + '.md', 'w') as f:
+        f.write(text)
+    with open(stem + '.json', 'w') as f:
+        json.dump(rows, f, indent=1)
+    if any(r['section'] == 'backbone' for r in rows):
+        plot(rows, stem + '.png')
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
