@@ -5,6 +5,7 @@ Importing the package registers its modules in MMDetection's registries and
 applies the one torch/mmengine compatibility fix (see ``mmghost.compat``).
 """
 from . import compat  # noqa: F401  (must precede any checkpoint load)
+from . import engine  # noqa: F401  (SafeRunner, its checkpoint hook, CPU DDP)
 from .models import *  # noqa: F401,F403
 from .version import __version__
 

@@ -13,9 +13,9 @@ import os.path as osp
 import time
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 import mmghost  # noqa: F401
+from mmghost.engine import SafeRunner
 from mmghost.utils import check_data
 
 # A memorisation check, not a COCO result: the demo evaluates on the images
@@ -61,7 +61,7 @@ def main():
     check_data(cfg, ('train_dataloader', 'test_dataloader'), args.config)
 
     start = time.time()
-    runner = Runner.from_cfg(cfg)
+    runner = SafeRunner.from_cfg(cfg)
     runner.train()
     train_min = (time.time() - start) / 60
 

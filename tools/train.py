@@ -11,9 +11,9 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
+from mmghost.engine import ResumeError, SafeRunner
 from mmghost.utils import check_data
 
 
@@ -93,11 +93,16 @@ def main():
 
     check_data(cfg, ('train_dataloader', 'val_dataloader'), args.config)
 
+    # mmghost's runner (atomic checkpoints, a checked resume, DDP on CPU)
+    # unless the config names its own
     if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
+        runner = SafeRunner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except ResumeError as e:
+        raise SystemExit(str(e))
 
 
 if __name__ == '__main__':

@@ -1,15 +1,23 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-"""Say in one sentence when a config's dataset is not on disk.
+"""Say in one sentence when a config's dataset is not on disk or is broken.
 
 Without this, a missing COCO surfaces as a stack trace from deep inside
-``CocoDataset``/pycocotools, after the model has been built.
+``CocoDataset``/pycocotools, after the model has been built. The same holds
+for a COCO annotation file that is not JSON (a bare ``JSONDecodeError`` that
+names no file) or has no ``images``; an image that is listed but not on disk
+stops training only when the loader reaches it, perhaps hours in; and an
+annotation whose ``category_id`` is not in ``categories`` is dropped without
+a word. :func:`coco_problems` finds these before anything is built.
 """
+import json
 import os.path as osp
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
-__all__ = ['missing_data', 'check_data']
+__all__ = ['broken_data', 'check_data', 'coco_problems', 'missing_data']
+
+_SHOWN = 5  # offending entries named in a message
 
 
 def _datasets(cfg) -> Iterator[dict]:
@@ -53,8 +61,107 @@ def missing_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
     return list(dict.fromkeys(missing))
 
 
+def _listing(items: List[str]) -> str:
+    more = len(items) - _SHOWN
+    return ', '.join(items[:_SHOWN]) + (f', ... ({more} more)'
+                                        if more > 0 else '')
+
+
+def coco_problems(ann_file: str, img_dir: Optional[str] = None) -> List[str]:
+    """What is wrong with a COCO detection annotation file, one sentence per
+    problem (empty if nothing is).
+
+    Checks that it is JSON with ``images`` and ``categories`` lists, that each
+    annotation's ``category_id`` is one of ``categories``, and, given
+    ``img_dir``, that every listed image is on disk.
+    """
+    try:
+        with open(ann_file, 'rb') as f:
+            coco = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is one
+        return [f'annotation file {ann_file} is not JSON ({e})']
+    if not isinstance(coco, dict):
+        return [f'annotation file {ann_file} holds a JSON '
+                f'{type(coco).__name__}, not a COCO object with "images", '
+                '"annotations" and "categories"']
+    problems = []
+    for key in ('images', 'categories'):
+        if not isinstance(coco.get(key), list):
+            problems.append(
+                f'annotation file {ann_file} has no "{key}" list (its keys: '
+                f'{", ".join(map(str, coco)) or "none"}), so it is not a '
+                'COCO detection file')
+    if problems:
+        return problems
+
+    cat_ids = {c.get('id') for c in coco['categories'] if isinstance(c, dict)}
+    bad_cats = [
+        f'annotation {a.get("id")} (category_id={a.get("category_id")!r})'
+        for a in coco.get('annotations') or []
+        if isinstance(a, dict) and 'category_id' in a  # not panoptic
+        and a['category_id'] not in cat_ids
+    ]
+    if bad_cats:
+        problems.append(
+            f'annotation file {ann_file} has {len(bad_cats)} annotations '
+            'whose category_id is not the id of one of its categories: '
+            f'{_listing(bad_cats)}')
+
+    no_name = [
+        str(i) for i, img in enumerate(coco['images'])
+        if not isinstance(img, dict) or not img.get('file_name')
+    ]
+    if no_name:
+        problems.append(f'annotation file {ann_file} has images without a '
+                        f'file_name (entries {_listing(no_name)})')
+    elif img_dir and '://' not in img_dir:
+        absent = [
+            img['file_name'] for img in coco['images']
+            if not osp.isfile(osp.join(img_dir, img['file_name']))
+        ]
+        if absent:
+            problems.append(
+                f'{len(absent)} of the {len(coco["images"])} images listed '
+                f'in {ann_file} are not in {img_dir}: {_listing(absent)}')
+    return problems
+
+
+def _is_coco_dataset(ds: dict) -> bool:
+    ds_type = ds.get('type')
+    if isinstance(ds_type, str):
+        from mmdet.registry import DATASETS
+        ds_type = DATASETS.get(ds_type)
+    if not isinstance(ds_type, type):
+        return False
+    from mmdet.datasets import CocoDataset
+    return issubclass(ds_type, CocoDataset)
+
+
+def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
+    """The :func:`coco_problems` of the COCO datasets of the given loaders."""
+    problems = []
+    seen = set()
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg:
+            continue
+        for ds in _datasets(loader_cfg.get('dataset')):
+            root = ds.get('data_root', '')
+            ann = _join(root, ds.get('ann_file'))
+            if (not ann or '://' in ann or not str(ann).endswith('.json')
+                    or not _is_coco_dataset(ds)):
+                continue
+            prefix = ds.get('data_prefix') or {}
+            img = _join(root, prefix.get('img', prefix.get('img_path')))
+            if (ann, img) not in seen:
+                seen.add((ann, img))
+                problems += coco_problems(ann, img)
+    return list(dict.fromkeys(problems))
+
+
 def check_data(cfg: Config, loaders: Tuple[str, ...], config_path: str):
-    """Exit with one clear sentence if the dataset is not on disk."""
+    """Exit with one clear sentence if the dataset is not on disk or its
+    COCO annotations are broken (see :func:`coco_problems`)."""
     missing = missing_data(cfg, loaders)
     if missing:
         raise SystemExit(
@@ -63,3 +170,7 @@ def check_data(cfg: Config, loaders: Tuple[str, ...], config_path: str):
             'put COCO 2017 there in the MMDetection layout (see README, '
             '"Data"), point data_root elsewhere with --cfg-options, or run '
             '`make demo` to train on the dataset shipped in data/tiny-coco.')
+    problems = broken_data(cfg, loaders)
+    if problems:
+        raise SystemExit(f'Bad dataset for {config_path}: '
+                         + '; '.join(problems) + '.')

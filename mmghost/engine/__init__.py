@@ -1,0 +1,11 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""What mmengine 0.10.7 lacks: safe checkpoints, a checked resume, CPU DDP."""
+from .checkpointing import (ResumeError, SafeCheckpointHook,
+                            atomic_write_text, find_resume_checkpoint)
+from .dist import CPUDistributedDataParallel
+from .runner import SafeRunner
+
+__all__ = [
+    'CPUDistributedDataParallel', 'ResumeError', 'SafeCheckpointHook',
+    'SafeRunner', 'atomic_write_text', 'find_resume_checkpoint'
+]

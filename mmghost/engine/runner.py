@@ -1,0 +1,143 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""mmengine's ``Runner`` with safe checkpoints, a checked resume and CPU DDP.
+
+``tools/train.py`` and ``tools/test.py`` build this runner unless a config
+sets ``runner_type``. What it changes, and nothing else:
+
+* ``save_checkpoint`` writes ``<name>.tmp`` beside the checkpoint, flushes it
+  to disk and renames it over ``<name>``: a kill leaves the old file or the
+  new one, never half of one. The checkpoint hook is
+  :class:`~mmghost.engine.checkpointing.SafeCheckpointHook`, which does the
+  same for ``last_checkpoint`` and prunes old checkpoints last.
+* Resuming checks the checkpoint first. Auto-resume (``resume=True`` without
+  ``load_from``, i.e. bare ``--resume``) falls back to the newest checkpoint
+  that loads when ``last_checkpoint`` is missing, empty or names a bad file,
+  starts from scratch only in a work dir without checkpoints (with a
+  warning), and otherwise stops with :class:`ResumeError`.
+* Distributed runs without CUDA use gloo and a DDP without ``device_ids``
+  (see :mod:`mmghost.engine.dist`); with CUDA these paths are mmengine's.
+"""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.dist import is_distributed, master_only
+from mmengine.fileio import LocalBackend, get_file_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .checkpointing import (LAST_CHECKPOINT, TMP_SUFFIX, ResumeError,
+                            find_resume_checkpoint, fsync_path,
+                            resume_problem)
+from .dist import cpu_model_wrapper_cfg, cuda_absent, init_dist
+
+__all__ = ['SafeRunner']
+
+
+def _is_checkpoint_hook(cfg) -> bool:
+    if not isinstance(cfg, dict):
+        return False  # None (disabled) or a built hook: leave it
+    hook_type = cfg.get('type', 'CheckpointHook')
+    if isinstance(hook_type, str):
+        return hook_type.split('.')[-1] == 'CheckpointHook'
+    return hook_type is CheckpointHook
+
+
+@RUNNERS.register_module()
+class SafeRunner(Runner):
+    """``mmengine.runner.Runner`` that saves atomically, resumes only from a
+    checkpoint that loads, and trains distributed on CPU (see module
+    docstring)."""
+
+    # -- environment -------------------------------------------------------
+    def setup_env(self, env_cfg: Dict) -> None:
+        if self.distributed and not is_distributed() and cuda_absent():
+            init_dist(self.launcher, **env_cfg.get('dist_cfg', {}))
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: Optional[Dict], model):
+        if self.distributed and not is_model_wrapper(model):
+            model_wrapper_cfg = cpu_model_wrapper_cfg(
+                model_wrapper_cfg,
+                self.cfg.get('find_unused_parameters', False))
+        return super().wrap_model(model_wrapper_cfg, model)
+
+    # -- saving ------------------------------------------------------------
+    def register_default_hooks(self, hooks: Optional[Dict] = None) -> None:
+        hooks = dict(hooks or {})
+        checkpoint = hooks.get('checkpoint',
+                               dict(type='CheckpointHook', interval=1))
+        if _is_checkpoint_hook(checkpoint):
+            hooks['checkpoint'] = dict(checkpoint, type='SafeCheckpointHook')
+        super().register_default_hooks(hooks)
+
+    @master_only
+    def save_checkpoint(self,
+                        out_dir: str,
+                        filename: str,
+                        file_client_args: Optional[dict] = None,
+                        save_optimizer: bool = True,
+                        save_param_scheduler: bool = True,
+                        meta: Optional[dict] = None,
+                        by_epoch: bool = True,
+                        backend_args: Optional[dict] = None):
+        """``Runner.save_checkpoint`` through ``filename.tmp`` and an
+        atomic rename (local directories; other backends as mmengine)."""
+        kwargs = dict(
+            file_client_args=file_client_args,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            meta=meta,
+            by_epoch=by_epoch,
+            backend_args=backend_args)
+        local = file_client_args is None and isinstance(
+            get_file_backend(out_dir, backend_args=backend_args),
+            LocalBackend)
+        if not local:
+            return super().save_checkpoint(out_dir, filename, **kwargs)
+        tmp_name = filename + TMP_SUFFIX
+        super().save_checkpoint(out_dir, tmp_name, **kwargs)
+        tmp = osp.join(out_dir, tmp_name)
+        fsync_path(tmp)
+        os.replace(tmp, osp.join(out_dir, filename))
+        fsync_path(out_dir)
+
+    # -- resuming ----------------------------------------------------------
+    def train(self):
+        if not self._resume:
+            last = osp.join(self.work_dir, LAST_CHECKPOINT)
+            if osp.isfile(last):
+                self.logger.warning(
+                    f'{self.work_dir} holds the checkpoints of an earlier '
+                    f'run ({last}); this run does not resume it and '
+                    'overwrites them as it saves (pass --resume to '
+                    'continue that run instead)')
+        return super().train()
+
+    def load_or_resume(self) -> None:
+        """mmengine's ``load_or_resume``, with the resume target checked."""
+        if self._has_loaded or not self._resume:
+            return super().load_or_resume()
+        try:
+            if self._load_from is not None:
+                resume_from = self._load_from
+                why = resume_problem(resume_from)
+                if why is not None:
+                    raise ResumeError(
+                        f'cannot resume from {resume_from}: it {why}.')
+            else:
+                resume_from = find_resume_checkpoint(self.work_dir)
+                if resume_from is None:
+                    self.logger.warning(
+                        f'resume: {self.work_dir} holds no checkpoint yet '
+                        '(no last_checkpoint, no *.pth), so training starts '
+                        'from scratch')
+                    return
+                self.logger.info(f'Auto-resuming from {resume_from}')
+        except ResumeError as e:
+            self.logger.error(str(e))
+            raise
+        self.resume(resume_from)
+        self._has_loaded = True
