@@ -26,6 +26,7 @@ $(STACK): $(PY) setup.py requirements/stack.txt
 	  || MMCV_WITH_OPS=1 MAX_JOBS=$(JOBS) $(PIP) install --no-build-isolation mmcv==2.1.0
 	$(PIP) install -q -r requirements/stack.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PIP) install -q --no-build-isolation -e '.[onnx]'
 	$(PY) -c "import mmghost, mmcv, mmdet; print('stack ready: mmghost', mmghost.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	touch $(STACK)
 
@@ -34,6 +35,9 @@ test: $(STACK)
 
 demo: $(STACK)
 	$(PY) tools/demo.py
+
+bench: $(STACK)
+	$(PY) benchmarks/bench.py --device cpu
 
 clean-venv:
 	rm -rf $(VENV)

@@ -38,6 +38,12 @@ setup(
     ],
     extras_require={
         'tests': ['pytest'],
+        # ONNX export (tools/deployment/export_onnx.py): torch's default
+        # (dynamo) exporter needs onnxscript; checked with onnxruntime.
+        'onnx': [
+            'onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2',
+            'onnx-ir==1.1.0'
+        ],
     },
     zip_safe=False,
 )

@@ -1,7 +1,10 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
 """Real COCO batches from the shipped slice, for building detectors."""
 import copy
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import torch
 from mmengine.config import Config
@@ -31,8 +34,10 @@ def tiny_coco_batch(cfg: Config, num_images=2, scale=(320, 320),
                     with_mask=False):
     """A collated batch of shipped tiny-coco images through cfg's pipeline."""
     init_default_scope('mmdet')
-    pipeline = small_pipeline(cfg.train_dataloader.dataset.pipeline, scale,
-                              with_mask)
+    dataset_cfg = cfg.train_dataloader.dataset
+    while 'pipeline' not in dataset_cfg:  # RepeatDataset and the like
+        dataset_cfg = dataset_cfg.dataset
+    pipeline = small_pipeline(dataset_cfg.pipeline, scale, with_mask)
     dataset = DATASETS.build(
         dict(
             type='CocoDataset',
@@ -73,3 +78,18 @@ def run_all_modes(model, batch):
         assert p.pred_instances.bboxes.shape[-1] == 4
     assert feats is not None
     return losses
+
+
+def run_tool(*args, check=True, timeout=900):
+    """``python ARGS`` from the repository root, as a user runs the tools."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    proc = subprocess.run([sys.executable, *map(str, args)],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-5000:]}')
+    return proc

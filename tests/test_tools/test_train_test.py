@@ -4,31 +4,14 @@ slice, then tools/test.py on the checkpoint it wrote, COCO mAP by
 pycocotools."""
 import glob
 import json
-import os
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import pytest
 
-from tests.utils import ROOT
+from tests.utils import run_tool
 
 CONFIG = 'configs/retinanet_ghostnet_fpn_demo.py'
-
-
-def run_tool(*args, check=True):
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
-                             f'{proc.stderr[-5000:]}')
-    return proc
 
 
 def scalars(work_dir):

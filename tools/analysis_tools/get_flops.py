@@ -48,6 +48,28 @@ def build(cfg):
     return model
 
 
+class TensorMode(torch.nn.Module):
+    """A detector's tensor-mode forward on one image of the given size."""
+
+    def __init__(self, detector, shape):
+        super().__init__()
+        from mmdet.structures import DetDataSample
+        h, w = shape
+        self.detector = detector
+        self.samples = [
+            DetDataSample(
+                metainfo=dict(
+                    img_shape=(h, w),
+                    ori_shape=(h, w),
+                    pad_shape=(h, w),
+                    batch_input_shape=(h, w),
+                    scale_factor=(1.0, 1.0)))
+        ]
+
+    def forward(self, x):
+        return self.detector(x, self.samples, mode='tensor')
+
+
 def row(name, counts):
     return (f"| {name:<34} | {counts['conv_linear'] / 1e6:>12.1f} | "
             f"{counts['total'] / 1e6:>12.1f} | {counts['params'] / 1e6:>7.2f} |")
@@ -86,8 +108,8 @@ def main():
                 print(f'(classifier on the output of stage {last})')
             return
         print(row(f'{backbone_type} backbone', complexity(backbone, (x, ))))
-        print(row(f"{cfg.model.type} (tensor mode)", complexity(model,
-                                                                 (x, ))))
+        print(row(f'{cfg.model.type} (tensor mode)',
+                  complexity(TensorMode(model, shape), (x, ))))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,17 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""Deployment helpers: image inputs, and ONNX export checked against PyTorch.
+
+``mmghost.deployment.onnx`` imports ``onnx``, ``onnxscript`` and
+``onnxruntime`` only when it exports or checks, so this package imports
+without the optional extra (``pip install -e .[onnx]``).
+"""
+from .inputs import list_images
+from .onnx import (BackboneForOnnx, DetectorForOnnx, GroupedOutputs,
+                   OnnxCheck, build_model, check_inputs, check_onnx,
+                   export_onnx, preprocess_images, wrap_for_onnx)
+
+__all__ = [
+    'list_images', 'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx',
+    'OnnxCheck', 'build_model', 'check_inputs', 'check_onnx', 'export_onnx',
+    'preprocess_images', 'wrap_for_onnx'
+]

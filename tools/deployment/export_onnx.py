@@ -1,0 +1,142 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""Export a trained detector (or its backbone) to ONNX, checked on real images.
+
+    python tools/deployment/export_onnx.py CONFIG CHECKPOINT --out X.onnx
+        [--part {detector,backbone}] [--images DIR_OR_FILES ...]
+        [--shape H W] [--opset N] [--no-check] [--tol T]
+        [--cfg-options K=V ...]
+
+The graph is MMDetection's ``tensor`` mode, from the preprocessed batch
+(input ``inputs``: normalised RGB, NCHW float32, dynamic batch, height and
+width) to the raw outputs: RetinaNet's ``cls_score_{l}``/``bbox_pred_{l}``;
+Faster R-CNN's FPN features ``feat_{l}`` and ``rpn_cls_score_{l}``/
+``rpn_bbox_pred_{l}`` (the export stops before proposal decoding, NMS and
+RoIAlign); with ``--part backbone``, the backbone's ``feat_{i}``.
+
+Unless ``--no-check``, the file then runs in onnxruntime on real images at
+three batch sizes and image sizes (one the export's, two others) and every
+output is compared with PyTorch; the tool exits with 1 if
+max |ort - torch| / max |torch| exceeds ``--tol`` (1e-4) for any output.
+Needs the optional extra: ``pip install -e .[onnx]``.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+
+import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
+from mmghost.deployment import (build_model, check_inputs, check_onnx,
+                                export_onnx, list_images, wrap_for_onnx)
+from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
+
+NUM_CHECK_IMAGES = 3
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Export a detector or its backbone to ONNX and check '
+        'it against PyTorch on real images')
+    parser.add_argument('config', help='config file of the model')
+    parser.add_argument('checkpoint', help='checkpoint file of the model')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument(
+        '--part',
+        choices=['detector', 'backbone'],
+        default='detector',
+        help='detector: backbone + neck + head raw outputs (for a two-stage '
+        'detector, up to the RPN head); backbone: the backbone alone')
+    parser.add_argument(
+        '--images',
+        nargs='+',
+        help='image files or folders for the export input and the check '
+        f'(the first {NUM_CHECK_IMAGES} are used); default: the folder of the '
+        "config's test set")
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[320, 320],
+        metavar=('H', 'W'),
+        help='export input size: images are fit into H x W keeping their '
+        'aspect ratio and padded to it (rounded up to the preprocessor\'s '
+        'pad_size_divisor); batch, height and width stay dynamic')
+    parser.add_argument(
+        '--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
+    parser.add_argument(
+        '--check',
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help='run the file in onnxruntime and compare it with PyTorch '
+        '(default: on)')
+    parser.add_argument(
+        '--tol',
+        type=float,
+        default=TOLERANCE,
+        help='largest max|ort - torch| / max|torch| allowed per output')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs')
+    return parser.parse_args()
+
+
+def test_images_dir(cfg: Config) -> str:
+    """The image folder of the config's test set."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # RepeatDataset and friends
+        dataset = dataset.dataset
+    prefix = dataset.get('data_prefix', {}).get('img', '')
+    return osp.join(dataset.get('data_root', '') or '', prefix)
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+    if min(args.shape) < 32:
+        raise SystemExit(f'--shape {args.shape[0]} {args.shape[1]}: both '
+                         'sides must be at least 32')
+    # torch's exporter warns once per torchvision op it cannot register
+    logging.getLogger('torch.onnx._internal.exporter._registration').setLevel(
+        logging.ERROR)
+
+    try:
+        model = build_model(args.config, args.checkpoint, args.cfg_options)
+    except ValueError as e:
+        raise SystemExit(str(e))
+    try:
+        images = list_images(args.images or test_images_dir(model.cfg))
+    except (OSError, ValueError) as e:
+        hint = '' if args.images else ' (pass --images DIR_OR_FILES)'
+        raise SystemExit(f'{e}{hint}')
+    images = images[:NUM_CHECK_IMAGES]
+    module = wrap_for_onnx(model, args.part)
+    inputs = check_inputs(model, images, tuple(args.shape))
+    example = inputs[0][1]
+
+    out_dir = osp.dirname(osp.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    names = export_onnx(module, example, args.out, opset=args.opset)
+    size_mb = osp.getsize(args.out) / 2**20
+    what = f'{type(model).__name__} {args.part}: {module.description}'
+    print(f'\nexported {what}\n  to {args.out} ({size_mb:.1f} MiB, opset '
+          f'{args.opset}), input inputs {list(example.shape)} with dynamic '
+          f'batch, height, width, {len(names)} outputs')
+    if not args.check:
+        return
+
+    print(f'check on {len(images)} real image{"s" * (len(images) > 1)} '
+          f'({", ".join(osp.basename(f) for f in images)}), onnxruntime vs '
+          'PyTorch:')
+    result = check_onnx(args.out, module, inputs, tol=args.tol)
+    print(result.table())
+    if not result.ok:
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
