@@ -45,6 +45,7 @@ def tiny_coco_batch(cfg: Config, num_images=2, scale=(320, 320),
             ann_file='annotations/instances.json',
             data_prefix=dict(img='images/'),
             filter_cfg=dict(filter_empty_gt=True, min_size=32),
+            metainfo=dataset_cfg.get('metainfo'),  # the demos' class subset
             pipeline=pipeline))
     return pseudo_collate([dataset[i] for i in range(num_images)])
 

@@ -42,22 +42,28 @@ def _join(root, path):
     return osp.join(root or '', path)
 
 
-def missing_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
-    """Local paths the given dataloaders need that do not exist."""
-    missing = []
+def _dataset_paths(cfg: Config, loaders: Tuple[str, ...]):
+    """(dataset cfg, annotation file, image dir) of each leaf dataset of the
+    given dataloaders, paths joined with the dataset's ``data_root``."""
     for loader in loaders:
         loader_cfg = cfg.get(loader)
         if not loader_cfg:
             continue
         for ds in _datasets(loader_cfg.get('dataset')):
             root = ds.get('data_root', '')
-            ann = _join(root, ds.get('ann_file'))
-            if ann and '://' not in ann and not osp.isfile(ann):
-                missing.append(ann)
             prefix = ds.get('data_prefix') or {}
-            img = _join(root, prefix.get('img', prefix.get('img_path')))
-            if img and '://' not in img and not osp.isdir(img):
-                missing.append(img)
+            yield (ds, _join(root, ds.get('ann_file')),
+                   _join(root, prefix.get('img', prefix.get('img_path'))))
+
+
+def missing_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
+    """Local paths the given dataloaders need that do not exist."""
+    missing = []
+    for _, ann, img in _dataset_paths(cfg, loaders):
+        if ann and '://' not in ann and not osp.isfile(ann):
+            missing.append(ann)
+        if img and '://' not in img and not osp.isdir(img):
+            missing.append(img)
     return list(dict.fromkeys(missing))
 
 
@@ -141,21 +147,13 @@ def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
     """The :func:`coco_problems` of the COCO datasets of the given loaders."""
     problems = []
     seen = set()
-    for loader in loaders:
-        loader_cfg = cfg.get(loader)
-        if not loader_cfg:
+    for ds, ann, img in _dataset_paths(cfg, loaders):
+        if (not ann or '://' in ann or not str(ann).endswith('.json')
+                or not _is_coco_dataset(ds)):
             continue
-        for ds in _datasets(loader_cfg.get('dataset')):
-            root = ds.get('data_root', '')
-            ann = _join(root, ds.get('ann_file'))
-            if (not ann or '://' in ann or not str(ann).endswith('.json')
-                    or not _is_coco_dataset(ds)):
-                continue
-            prefix = ds.get('data_prefix') or {}
-            img = _join(root, prefix.get('img', prefix.get('img_path')))
-            if (ann, img) not in seen:
-                seen.add((ann, img))
-                problems += coco_problems(ann, img)
+        if (ann, img) not in seen:
+            seen.add((ann, img))
+            problems += coco_problems(ann, img)
     return list(dict.fromkeys(problems))
 
 

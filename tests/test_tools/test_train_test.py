@@ -80,3 +80,24 @@ def test_missing_coco_is_one_clear_sentence(tmp_path):
                               'configs/retinanet_ghostnet_fpn.py')
     assert f'{tmp_path}/coco/annotations/instances_train2017.json' in message
     assert 'make demo' in message
+
+
+def test_deploy_checkpoint_scores_the_same(trained, tmp_path):
+    ckpt = osp.join(trained, 'epoch_4.pth')
+    deployed = str(tmp_path / 'deploy.pth')
+    run_tool('tools/model_converters/ghostnet_deploy.py', CONFIG, ckpt,
+             deployed)
+    scores = {}
+    for name, path, options in [
+        ('eval', ckpt, ()),
+        ('deploy', deployed, ('model.backbone.deploy=True', )),
+    ]:
+        work_dir = tmp_path / name
+        run_tool('tools/test.py', CONFIG, path, '--work-dir', str(work_dir),
+                 '--cfg-options', 'model.test_cfg.score_thr=0.0', *options)
+        [metrics_file] = glob.glob(str(work_dir / '*' / '*.json'))
+        with open(metrics_file) as f:
+            scores[name] = json.load(f)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
+        assert scores['deploy'][key] == pytest.approx(
+            scores['eval'][key], abs=2e-3)
