@@ -111,6 +111,10 @@ class GhostBottleneck(nn.Module):
 
     # The expanding Ghost module (GhostNetV2 gates it with DFC attention).
     ghost1_type = GhostModule
+    # Deploy mode splits the expansion instead of concatenating it on maps
+    # of at least this many pixels; on smaller ones the extra ops cost more
+    # than the copy they save (see the README's benchmarks).
+    split_min_pixels = 100 * 100
 
     def __init__(self,
                  in_channels: int,
@@ -182,7 +186,8 @@ class GhostBottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.deploy and type(self.ghost1) is GhostModule:
+        if (self.deploy and type(self.ghost1) is GhostModule
+                and x.shape[-2] * x.shape[-1] >= self.split_min_pixels):
             return self._forward_split(x)
         shortcut = x
 

@@ -52,6 +52,28 @@ def test_deploy_equals_eval(arch, width):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_split_forward_equals_concat_forward():
+    # deploy mode's concat-free bottleneck path (large maps) computes what
+    # the plain path computes
+    model = MODELS.build(dict(type='GhostNet', widen_factor=1.1,
+                              out_indices=ALL_STAGES))
+    randomise_norms(model)
+    model.eval()
+    model.switch_to_deploy()
+    x = torch.randn(1, 3, 240, 256)
+    blocks = [b for stage in model.blocks for b in stage
+              if hasattr(b, 'split_min_pixels')]
+    with torch.no_grad():
+        for b in blocks:
+            b.split_min_pixels = 0
+        split = model(x)
+        for b in blocks:
+            b.split_min_pixels = float('inf')
+        plain = model(x)
+    for a, b in zip(split, plain):
+        assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-5
+
+
 def test_switch_is_idempotent_and_irreversible():
     model = MODELS.build(dict(type='GhostNet', widen_factor=0.5))
     model.eval()
