@@ -13,7 +13,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.engine import SafeRunner
+from mmghost.engine import SafeRunner, shutdown_dist
 from mmghost.utils import check_data
 
 
@@ -105,6 +105,7 @@ def main():
             DumpDetResults(out_file_path=args.out))
 
     runner.test()
+    shutdown_dist()
 
 
 if __name__ == '__main__':

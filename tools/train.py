@@ -13,7 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.engine import ResumeError, SafeRunner
+from mmghost.engine import ResumeError, SafeRunner, shutdown_dist
 from mmghost.utils import check_data
 
 
@@ -103,6 +103,7 @@ def main():
         runner.train()
     except ResumeError as e:
         raise SystemExit(str(e))
+    shutdown_dist()
 
 
 if __name__ == '__main__':

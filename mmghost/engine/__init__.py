@@ -2,10 +2,11 @@
 """What mmengine 0.10.7 lacks: safe checkpoints, a checked resume, CPU DDP."""
 from .checkpointing import (ResumeError, SafeCheckpointHook,
                             atomic_write_text, find_resume_checkpoint)
-from .dist import CPUDistributedDataParallel
+from .dist import CPUDistributedDataParallel, shutdown_dist
 from .runner import SafeRunner
 
 __all__ = [
     'CPUDistributedDataParallel', 'ResumeError', 'SafeCheckpointHook',
-    'SafeRunner', 'atomic_write_text', 'find_resume_checkpoint'
+    'SafeRunner', 'atomic_write_text', 'find_resume_checkpoint',
+    'shutdown_dist'
 ]

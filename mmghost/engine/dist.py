@@ -26,7 +26,7 @@ from mmengine.registry import MODEL_WRAPPERS
 
 __all__ = [
     'CPUDistributedDataParallel', 'cpu_model_wrapper_cfg', 'cuda_absent',
-    'init_dist'
+    'init_dist', 'shutdown_dist'
 ]
 
 
@@ -101,3 +101,15 @@ def cpu_model_wrapper_cfg(model_wrapper_cfg: Optional[dict],
         model_wrapper_cfg = dict(
             model_wrapper_cfg, type='CPUDistributedDataParallel')
     return model_wrapper_cfg
+
+
+def shutdown_dist() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    mmengine never destroys it; with gloo on CPU, rank 0 then sometimes
+    aborts at exit ("terminate called without an active exception") after
+    a run that succeeded, and torchrun reports the whole job as failed.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
