@@ -1,4 +1,4 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-from .complexity import ImageNetClassifier, complexity
+from .complexity import ImageNetClassifier, TensorMode, complexity
 
-__all__ = ['complexity', 'ImageNetClassifier']
+__all__ = ['complexity', 'ImageNetClassifier', 'TensorMode']

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-__all__ = ['complexity', 'ImageNetClassifier', 'PAPER_OPS']
+__all__ = ['complexity', 'ImageNetClassifier', 'TensorMode', 'PAPER_OPS']
 
 # FlopAnalyzer operator names that make up the paper's count.
 PAPER_OPS = ('conv', 'linear', 'addmm', 'matmul', 'bmm', 'einsum')
@@ -63,3 +63,30 @@ class ImageNetClassifier(nn.Module):
         x = self.backbone(x)[-1]
         x = self.conv_head(x.mean((2, 3), keepdim=True))
         return self.classifier(x.flatten(1))
+
+
+class TensorMode(nn.Module):
+    """A detector's ``tensor``-mode forward on images of one size.
+
+    Two-stage detectors need image metas even in tensor mode (their RPN
+    proposes boxes); this supplies them, so counting and timing a detector
+    needs no dataset.
+    """
+
+    def __init__(self, detector: nn.Module, shape):
+        super().__init__()
+        from mmdet.structures import DetDataSample
+        h, w = shape
+        self.detector = detector
+        self.samples = [
+            DetDataSample(
+                metainfo=dict(
+                    img_shape=(h, w),
+                    ori_shape=(h, w),
+                    pad_shape=(h, w),
+                    batch_input_shape=(h, w),
+                    scale_factor=(1.0, 1.0)))
+        ]
+
+    def forward(self, x: torch.Tensor):
+        return self.detector(x, self.samples * x.shape[0], mode='tensor')

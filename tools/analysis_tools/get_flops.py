@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mmghost  # noqa: F401
-from mmghost.analysis import ImageNetClassifier, complexity
+from mmghost.analysis import ImageNetClassifier, TensorMode, complexity
 
 
 def parse_args():
@@ -46,28 +46,6 @@ def build(cfg):
     model = MODELS.build(model_cfg)
     model.eval()
     return model
-
-
-class TensorMode(torch.nn.Module):
-    """A detector's tensor-mode forward on one image of the given size."""
-
-    def __init__(self, detector, shape):
-        super().__init__()
-        from mmdet.structures import DetDataSample
-        h, w = shape
-        self.detector = detector
-        self.samples = [
-            DetDataSample(
-                metainfo=dict(
-                    img_shape=(h, w),
-                    ori_shape=(h, w),
-                    pad_shape=(h, w),
-                    batch_input_shape=(h, w),
-                    scale_factor=(1.0, 1.0)))
-        ]
-
-    def forward(self, x):
-        return self.detector(x, self.samples, mode='tensor')
 
 
 def row(name, counts):
