@@ -131,16 +131,11 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _forward(model, x):
-    out = model(x)
-    return out
-
-
 def time_once(model, x, device):
     _sync(device)
     start = time.perf_counter()
     with torch.no_grad():
-        _forward(model, x)
+        model(x)
     _sync(device)
     return time.perf_counter() - start
 
@@ -170,7 +165,7 @@ def interleaved(cases, device, rounds, warmup):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def prepare(models, shape, device, compile_):
+def prepare(models, shape, device):
     """name -> (model, input, macs, note) with deployed ones format-tuned."""
     cases = {}
     for name, model in models.items():
@@ -221,7 +216,7 @@ def run_backbones(args, rounds, report, rows):
                     model = deploy(model)
                 models[f'{name} | {mode}'.replace('deploy+compile',
                                                   'compile')] = model
-        cases = prepare(models, shape, args.device, args.compile)
+        cases = prepare(models, shape, args.device)
         results = interleaved({k: v[:2]
                                for k, v in cases.items()}, args.device,
                               rounds, warmup=2)
@@ -253,7 +248,7 @@ def run_detectors(args, rounds, report, rows):
                             model = deploy(model)
                         models[f'{detector} {backbone} + GhostConv FPN/head'
                                f' | {mode}'] = TensorMode(model, shape)
-            cases = prepare(models, shape, args.device, False)
+            cases = prepare(models, shape, args.device)
             results = interleaved({k: v[:2]
                                    for k, v in cases.items()}, args.device,
                                   rounds, warmup=1)

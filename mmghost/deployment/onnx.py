@@ -163,7 +163,8 @@ def build_model(config: Union[str, Config],
 
     The checkpoint must fit exactly, else ``ValueError`` lists the keys: an
     export of a half-loaded network would be checked, and pass, against
-    itself. ``model.cfg`` holds the config.
+    itself. ``model.cfg`` holds the config, ``model.checkpoint_meta`` the
+    checkpoint's ``meta``.
     """
     if isinstance(config, str):
         cfg = Config.fromfile(config)
@@ -175,12 +176,14 @@ def build_model(config: Union[str, Config],
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model)
     try:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        loaded = load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=True)
     except RuntimeError as e:  # mmengine's strict load lists the keys
         raise ValueError(f'checkpoint {checkpoint} does not fit the model of '
                          f'{cfg.filename}: {e}') from e
     model = revert_sync_batchnorm(model)
     model.cfg = cfg
+    model.checkpoint_meta = dict(loaded.get('meta', {}))
     return model.eval()
 
 

@@ -15,10 +15,9 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 import mmghost  # noqa: F401
+from mmghost.deployment import build_model
 
 
 def parse_args():
@@ -32,24 +31,20 @@ def parse_args():
 
 def main():
     args = parse_args()
-    from mmdet.registry import MODELS
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.backbone.init_cfg = None
     if cfg.model.backbone.get('deploy'):
         raise SystemExit(f'{args.config} already builds its backbone in '
                          'deploy mode; pass the training config')
-    model = MODELS.build(cfg.model)
-    checkpoint = load_checkpoint(
-        model, args.checkpoint, map_location='cpu', strict=True)
+    cfg.model.backbone.init_cfg = None
+    # strict: a half-loaded detector must not be converted and saved
+    model = build_model(cfg, args.checkpoint)
     if not hasattr(model.backbone, 'switch_to_deploy'):
         raise SystemExit(f'{type(model.backbone).__name__} has no deploy '
                          'mode; only GhostNet and GhostNetV2 do')
-    model.eval()
     model.backbone.switch_to_deploy()
-    meta = dict(checkpoint.get('meta', {}))
+    meta = model.checkpoint_meta
     meta['deploy'] = dict(backbone=True, source=osp.abspath(args.checkpoint))
     torch.save(dict(state_dict=model.state_dict(), meta=meta), args.out)
     print(f'saved {args.out}: backbone in deploy mode; build it with '
