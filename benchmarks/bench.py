@@ -2,6 +2,7 @@
 """Side-by-side speed and memory of GhostNet against mmdet's baselines.
 
     python benchmarks/bench.py [--device cpu|cuda] [--quick] [--compile]
+                               [--onnxruntime] [--sections ...]
                                [--out benchmarks/results]
 
 Every model of a section is timed in the same process, interleaved (one
@@ -9,7 +10,12 @@ forward of each model per round, so drifts of the machine hit all alike),
 after warm-up, and reported as medians with ratios to MobileNetV2 given the
 same treatment. Deploy mode means GhostNet's ``switch_to_deploy()`` and, for
 every other model, mmcv's ``fuse_conv_bn``; each deployed model runs in the
-faster of the two memory formats (measured). Peak memory is measured with
+faster of the two memory formats (measured). ``--compile`` adds the
+deployed backbones under ``torch.compile`` (inductor with weight freezing,
+and on CPU its C++ wrapper); ``--onnxruntime`` adds them exported to ONNX
+and run by onnxruntime with as many threads as torch, GhostNet with its
+channels padded to the CPU's SIMD block (``GhostNet.pad_channels``;
+MobileNetV2's widths are multiples of 8 already). Peak memory is measured with
 each model in its own process. Writes ``{device}.md``, ``{device}.json``
 and ``{device}.png`` (latency against FLOPs) under ``--out``.
 """
@@ -45,6 +51,7 @@ BACKBONES = {
                        out_indices=(0, 1, 2, 3)), [256, 512, 1024, 2048]),
 }
 BASELINE = 'MobileNetV2 1.0x'
+SECTIONS = ['backbones', 'detectors', 'train', 'memory']
 DETECTORS = {
     'RetinaNet': 'configs/retinanet_ghostnet_fpn.py',
     'Faster R-CNN': 'configs/faster-rcnn_ghostnet_fpn.py',
@@ -59,12 +66,18 @@ def parse_args():
     parser.add_argument(
         '--compile',
         action='store_true',
-        help='also torch.compile the deployed GhostNet and MobileNetV2')
+        help='also time the deployed backbones under torch.compile '
+        '(inductor, frozen weights)')
+    parser.add_argument(
+        '--onnxruntime',
+        action='store_true',
+        help='also time the deployed backbones exported to ONNX and run by '
+        'onnxruntime (needs the [onnx] extra)')
     parser.add_argument(
         '--sections',
         nargs='+',
-        default=['backbones', 'detectors', 'train', 'memory'],
-        choices=['backbones', 'detectors', 'train', 'memory'])
+        default=SECTIONS,
+        choices=SECTIONS)
     parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks',
                                                   'results'))
     # internal: one model's peak memory, in a fresh process
@@ -179,10 +192,67 @@ def prepare(models, shape, device):
                 x = x.contiguous(memory_format=fmt)
                 note = 'NHWC'
         if 'compile' in name:
-            model = torch.compile(model)
+            model = compiled(model, device)
             time_once(model, x, device)  # compile outside the timing
+        elif 'onnxruntime' in name:
+            padded = getattr(model, 'tap_positions', None) is not None
+            model = OrtModel(model, x)
+            note = f'ORT, padded to {channel_block()}' if padded else 'ORT'
         cases[name] = (model, x, macs, note)
     return cases
+
+
+def compiled(model, device):
+    """``torch.compile`` for inference: weights frozen into the graph.
+
+    Freezing lets inductor fold constants and pre-pack convolution weights
+    for oneDNN (fusing bias, ReLU and residual adds into the conv call); on
+    CPU the C++ wrapper also calls the kernels without Python in between.
+    """
+    import torch._inductor.config as inductor
+    inductor.freezing = True
+    inductor.cpp_wrapper = device == 'cpu'
+    torch._dynamo.reset()
+    return torch.compile(model)
+
+
+class OrtModel:
+    """A deployed model exported to ONNX and run by onnxruntime.
+
+    Exported at the benchmark's input shape (static), every graph
+    optimisation on, intra-op threads as many as torch's.
+    """
+
+    def __init__(self, model, x):
+        import tempfile
+
+        import onnxruntime as ort
+
+        from mmghost.deployment import BackboneForOnnx
+        module = BackboneForOnnx(model).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = osp.join(tmp, 'model.onnx')
+            torch.onnx.export(
+                module, (x, ),
+                path,
+                dynamo=True,
+                opset_version=18,
+                external_data=False,
+                verbose=False)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            # its threads would otherwise spin after each run, taking the
+            # cores from the torch models interleaved with it
+            options.add_session_config_entry('session.intra_op.allow_spinning',
+                                             '0')
+            options.graph_optimization_level = (
+                ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+            self.session = ort.InferenceSession(
+                path, options, providers=['CPUExecutionProvider'])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return self.session.run(None, {self.input: x.numpy()})
 
 
 def table(title, results, cases, baseline_prefix):
@@ -204,26 +274,47 @@ def table(title, results, cases, baseline_prefix):
 
 
 def run_backbones(args, rounds, report, rows):
-    modes = ['eval', 'deploy'] + (['deploy+compile'] if args.compile else [])
+    # onnxruntime's models are timed as a group of their own: its thread
+    # pool and torch's would otherwise compete for the cores
+    groups = [['eval', 'deploy'] + (['compile'] if args.compile else [])]
+    if args.onnxruntime:
+        groups.append(['onnxruntime'])
     for size, shape in SIZES.items():
-        models = {}
-        for name in BACKBONES:
-            for mode in modes:
-                if mode != 'eval' and name.startswith('ResNet'):
-                    continue
-                model = build_backbone(name)
-                if mode != 'eval':
-                    model = deploy(model)
-                models[f'{name} | {mode}'.replace('deploy+compile',
-                                                  'compile')] = model
-        cases = prepare(models, shape, args.device)
-        results = interleaved({k: v[:2]
-                               for k, v in cases.items()}, args.device,
-                              rounds, warmup=2)
+        results, cases = {}, {}
+        for modes in groups:
+            models = {}
+            for name in BACKBONES:
+                for mode in modes:
+                    if mode != 'eval' and name.startswith('ResNet'):
+                        continue
+                    model = build_backbone(name)
+                    if mode == 'onnxruntime' and hasattr(
+                            model, 'pad_channels'):
+                        model.pad_channels(channel_block())
+                    elif mode != 'eval':
+                        model = deploy(model)
+                    models[f'{name} | {mode}'] = model
+            group = prepare(models, shape, args.device)
+            for key, (model, x, _, note) in group.items():
+                if key.endswith('| onnxruntime'):
+                    # the network's own MAdds, not the padded channels'
+                    eval_key = key.replace('onnxruntime', 'eval')
+                    group[key] = (model, x, cases[eval_key][2], note)
+            results.update(
+                interleaved({k: v[:2]
+                             for k, v in group.items()}, args.device,
+                            rounds, warmup=2))
+            cases.update(group)
+            del group, models  # onnxruntime sessions hold their threads
         report.append(
             table(f'Backbones, {size}', results, cases, BASELINE))
         rows += [dict(section='backbone', size=size, name=k, seconds=v,
                       macs=cases[k][2]) for k, v in results.items()]
+
+
+def channel_block() -> int:
+    """Channels per SIMD block of this CPU: what GhostNet is padded to."""
+    return 16 if 'AVX512' in torch.backends.cpu.get_cpu_capability() else 8
 
 
 def run_detectors(args, rounds, report, rows):
@@ -447,9 +538,13 @@ def main():
 def write(args, rounds, start, report, rows):
     """(Re)write the report: what is measured so far survives a failure."""
     os.makedirs(args.out, exist_ok=True)
+    sections = ('' if args.sections == SECTIONS else
+                ' --sections ' + ' '.join(args.sections))
     header = (f'### {args.device.upper()}: {machine(args.device)}\n\n'
               f'`python benchmarks/bench.py --device {args.device}'
               f"{' --compile' if args.compile else ''}"
+              f"{' --onnxruntime' if args.onnxruntime else ''}"
+              f'{sections}'
               f"{' --quick' if args.quick else ''}`, batch 1, medians of "
               f'{rounds} interleaved rounds after warm-up, '
               f'{(time.time() - start) / 60:.1f} min in all.\n')

@@ -2,8 +2,10 @@
 """ONNX export: tools/deployment/export_onnx.py on a trained demo RetinaNet,
 the backbone alone, and Faster R-CNN up to its RPN; onnxruntime against
 PyTorch on the shipped images at sizes and batches the export never saw."""
+import importlib.util
 import math
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -165,6 +167,57 @@ def test_backbone_alone(checkpoint, images, tmp_path):
         (n, c, math.ceil(height / s), math.ceil(width / s))
         for c, s in zip(backbone.out_channels, backbone.out_strides)
     ]
+
+
+def test_channel_padded_export_equals_the_unpadded_detector(
+        checkpoint, images, tmp_path):
+    """--pad-channels: checked by the tool against the padded model, and
+    here against the detector as trained (not padded, not deployed)."""
+    out = tmp_path / 'padded.onnx'
+    proc = run_tool('tools/deployment/export_onnx.py', RETINANET_DEMO,
+                    checkpoint, '--out', out, '--images', DEMO_IMAGES,
+                    '--shape', 256, 256, '--pad-channels', 8)
+    assert re.search(r'^max relative error \S+ <= 1e-04: OK$', proc.stdout,
+                     re.M), proc.stdout
+
+    detector = build_model(RETINANET_DEMO, checkpoint)
+    result = check_onnx(
+        str(out), wrap_for_onnx(detector),
+        check_inputs(detector, images, (256, 256)))
+    assert result.ok, result.table()
+    # the file holds the padded backbone: its conv weights are wider
+    weights = {
+        t.name: list(t.dims)
+        for t in onnx.load(str(out)).graph.initializer
+    }
+    backbone_convs = [
+        dims for name, dims in weights.items()
+        if 'backbone' in name and len(dims) == 4]
+    assert backbone_convs and all(dims[0] % 8 == 0 for dims in backbone_convs)
+    assert any(m.out_channels % 8 for m in detector.backbone.modules()
+               if isinstance(m, torch.nn.Conv2d))
+
+
+def test_a_bad_pad_channels_is_named(checkpoint, tmp_path):
+    out = tmp_path / 'x.onnx'
+    proc = run_tool('tools/deployment/export_onnx.py', RETINANET_DEMO,
+                    checkpoint, '--out', out, '--images', DEMO_IMAGES,
+                    '--pad-channels', 0, check=False)
+    assert proc.returncode != 0
+    assert '--pad-channels 0: multiple must be an int >= 1' in proc.stderr
+    assert not out.exists()
+
+
+def test_pad_channels_refuses_other_backbones():
+    spec = importlib.util.spec_from_file_location(
+        'export_onnx', 'tools/deployment/export_onnx.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from mmdet.registry import MODELS
+    detector = SimpleNamespace(backbone=MODELS.build(dict(type='MobileNetV2')))
+    with pytest.raises(SystemExit, match='--pad-channels 8: the backbone is '
+                       'a MobileNetV2; only GhostNet'):
+        tool.pad_backbone(detector, 8)
 
 
 def test_a_checkpoint_of_another_model_is_refused(checkpoint):

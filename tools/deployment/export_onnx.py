@@ -3,7 +3,7 @@
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT --out X.onnx
         [--part {detector,backbone}] [--images DIR_OR_FILES ...]
-        [--shape H W] [--opset N] [--no-check] [--tol T]
+        [--shape H W] [--opset N] [--pad-channels N] [--no-check] [--tol T]
         [--cfg-options K=V ...]
 
 The graph is MMDetection's ``tensor`` mode, from the preprocessed batch
@@ -17,6 +17,13 @@ Unless ``--no-check``, the file then runs in onnxruntime on real images at
 three batch sizes and image sizes (one the export's, two others) and every
 output is compared with PyTorch; the tool exits with 1 if
 max |ort - torch| / max |torch| exceeds ``--tol`` (1e-4) for any output.
+
+``--pad-channels 8`` (16 on AVX-512 CPUs) exports a GhostNet backbone in
+deploy mode with every intermediate width padded to a multiple of 8 by
+zero channels: the same outputs, and onnxruntime's CPU convolutions, which
+work on blocks of 8 (16) channels, no longer fall back to their slow path
+on GhostNet's 14-, 22- and 26-channel tensors (see the README's benchmarks).
+
 Needs the optional extra: ``pip install -e .[onnx]``.
 """
 import argparse
@@ -66,6 +73,13 @@ def parse_args():
     parser.add_argument(
         '--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
     parser.add_argument(
+        '--pad-channels',
+        type=int,
+        metavar='N',
+        help='GhostNet backbones: deploy mode with every width padded to a '
+        'multiple of N by zero channels (same outputs; 8 for AVX2, 16 for '
+        'AVX-512 CPUs, where onnxruntime blocks channels by N)')
+    parser.add_argument(
         '--check',
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -93,6 +107,18 @@ def test_images_dir(cfg: Config) -> str:
     return osp.join(dataset.get('data_root', '') or '', prefix)
 
 
+def pad_backbone(model, multiple: int):
+    backbone = model.backbone
+    if not hasattr(backbone, 'pad_channels'):
+        raise SystemExit(f'--pad-channels {multiple}: the backbone is a '
+                         f'{type(backbone).__name__}; only GhostNet '
+                         'backbones can be channel-padded')
+    try:
+        backbone.pad_channels(multiple)
+    except (ValueError, NotImplementedError) as e:
+        raise SystemExit(f'--pad-channels {multiple}: {e}')
+
+
 def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
@@ -114,6 +140,8 @@ def main():
         hint = '' if args.images else ' (pass --images DIR_OR_FILES)'
         raise SystemExit(f'{e}{hint}')
     images = images[:NUM_CHECK_IMAGES]
+    if args.pad_channels is not None:
+        pad_backbone(model, args.pad_channels)
     module = wrap_for_onnx(model, args.part)
     inputs = check_inputs(model, images, tuple(args.shape))
     example = inputs[0][1]

@@ -7,7 +7,7 @@ into stages with ``out_indices``, ``frozen_stages``, ``norm_eval``,
 ``with_cp`` and a checkpoint load that refuses to silently skip weights.
 """
 import copy
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,8 @@ class GhostBackboneBase(BaseModule):
     ignored_checkpoint_prefixes: Tuple[str, ...] = ('conv_head.',
                                                     'classifier.')
     ignored_checkpoint_suffixes: Tuple[str, ...] = ()
+    # stage -> where its real channels are, once channel-padded
+    tap_positions: Optional[dict] = None
 
     def __init__(self,
                  widen_factor: float,
@@ -120,8 +122,17 @@ class GhostBackboneBase(BaseModule):
                 for block in self.blocks[i]:
                     x = self._run(block, x)
             if stage in self.out_indices:
-                outs.append(x)
+                outs.append(self._real_channels(stage, x))
         return tuple(outs)
+
+    def _real_channels(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """A stage's output without the zero channels of ``pad_channels``."""
+        if self.tap_positions is None:
+            return x
+        tap = self.tap_positions[stage]
+        if isinstance(tap, int):
+            return x[:, :tap]
+        return x.index_select(1, tap.to(x.device))
 
     def switch_to_deploy(self):
         """Fold every norm into its convolution, in place, irreversibly.

@@ -21,6 +21,7 @@ from mmdet.registry import MODELS
 from ..layers import (GhostModule, build_norm, fuse_conv_norm, fuse_sequential,
                       norm_scope)
 from .base import GhostBackboneBase
+from .padding import pad_channels
 
 __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
 
@@ -398,3 +399,13 @@ class GhostNet(GhostBackboneBase):
         if block_index in self.stage_ends:
             self.stage_channels.append(channels)
             self.stage_strides.append(stride)
+
+    def pad_channels(self, multiple: int = 8) -> 'GhostNet':
+        """Deploy mode with every width padded to ``multiple``, in place.
+
+        Same outputs; faster in runtimes that block channels by 8 or 16
+        (onnxruntime on CPU). The state dict changes: pad after loading,
+        for inference and export only. See
+        :func:`mmghost.models.backbones.padding.pad_channels`.
+        """
+        return pad_channels(self, multiple)

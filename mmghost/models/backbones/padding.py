@@ -1,0 +1,186 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""Channel padding of a deployed GhostNet: every width a multiple of ``m``.
+
+GhostNet's widths are multiples of 4 and its Ghost modules halve them, so a
+1.1x network is full of 14-, 22- and 26-channel tensors. Runtimes that lay
+activations out in blocks of 8 channels (onnxruntime's NCHWc on AVX2, 16 on
+AVX-512) take a slow path for such convolutions and cannot concatenate them
+in place. Padding inserts zero channels so that every intermediate width
+is a multiple of ``m``; the zero channels have zero weights and biases, so
+they stay zero (ReLU, depthwise convs), are ignored by every consumer (zero
+weight columns) and are dropped at the stage outputs. The function is the
+same; the state dict is not (see :func:`pad_channels`).
+
+Each tensor's layout is where its real channels sit in the padded tensor.
+A Ghost module's output keeps its halves apart: ``[a, 0.., b, 0..]``, so
+nothing is moved at run time.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from ..layers import GhostModule
+
+__all__ = ['pad_channels']
+
+
+class _Layout:
+    """Real channel ``j`` sits at ``positions[j]`` of ``width`` channels."""
+
+    def __init__(self, positions: torch.Tensor, width: int):
+        self.positions = positions
+        self.width = width
+
+    @classmethod
+    def plain(cls, channels: int, multiple: int) -> '_Layout':
+        return cls(torch.arange(channels), _round_up(channels, multiple))
+
+    def __eq__(self, other) -> bool:
+        return (self.width == other.width
+                and torch.equal(self.positions, other.positions))
+
+    def is_prefix(self) -> bool:
+        """True when the real channels come first, in order."""
+        return torch.equal(self.positions, torch.arange(len(self.positions)))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _padded_conv(conv: nn.Conv2d, out: _Layout,
+                 inp: Optional[_Layout]) -> nn.Conv2d:
+    """``conv`` with zero rows/columns where ``out``/``inp`` have padding.
+
+    ``inp=None`` keeps the input channels (the stem's image). A depthwise
+    ``conv`` (GhostNet's grouped convs all are) keeps one kernel per
+    channel: ``out`` is then its input's layout too.
+    """
+    depthwise = conv.groups > 1
+    in_channels = (out.width if depthwise else
+                   inp.width if inp is not None else conv.in_channels)
+    padded = nn.Conv2d(
+        in_channels,
+        out.width,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        groups=out.width if depthwise else 1,
+        bias=True).to(conv.weight)
+    weight = torch.zeros_like(padded.weight)
+    bias = torch.zeros_like(padded.bias)
+    rows = out.positions
+    if depthwise or inp is None:
+        weight[rows] = conv.weight
+    else:
+        weight[rows[:, None], inp.positions[None, :]] = conv.weight
+    if conv.bias is not None:
+        bias[rows] = conv.bias
+    with torch.no_grad():
+        padded.weight.copy_(weight)
+        padded.bias.copy_(bias)
+    return padded
+
+
+def _ghost_layout(module: GhostModule, multiple: int) -> _Layout:
+    """A padded Ghost module's output layout: ``[a, 0.., b, 0..]``."""
+    half = _Layout.plain(module.primary_conv[0].out_channels, multiple)
+    positions = torch.cat([half.positions, half.width + half.positions])
+    return _Layout(positions[:module.out_channels], 2 * half.width)
+
+
+def _pad_ghost_module(module: GhostModule, inp: _Layout,
+                      multiple: int) -> _Layout:
+    """Pad both halves of a deployed Ghost module; its output layout.
+
+    GhostNet's Ghost modules have ratio 2: the cheap operation maps each
+    intrinsic channel to one ghost channel.
+    """
+    primary = module.primary_conv[0]
+    cheap = module.cheap_operation[0]
+    out = _ghost_layout(module, multiple)
+    half = _Layout.plain(primary.out_channels, multiple)
+    module.primary_conv[0] = _padded_conv(primary, half, inp)
+    module.cheap_operation[0] = _padded_conv(cheap, half, half)
+    # the padded module concatenates both padded halves and slices nothing
+    module.out_channels = out.width
+    return out
+
+
+def _pad_bottleneck(block: nn.Module, inp: _Layout, multiple: int) -> _Layout:
+    mid = _pad_ghost_module(block.ghost1, inp, multiple)
+    if block.conv_dw is not None:
+        block.conv_dw = _padded_conv(block.conv_dw, mid, mid)
+    if block.se is not None:
+        reduced = _Layout.plain(block.se.conv_reduce.out_channels, multiple)
+        block.se.conv_reduce = _padded_conv(block.se.conv_reduce, reduced,
+                                            mid)
+        block.se.conv_expand = _padded_conv(block.se.conv_expand, mid,
+                                            reduced)
+    out = _pad_ghost_module(block.ghost2, mid, multiple)
+    if len(block.shortcut):
+        block.shortcut[0] = _padded_conv(block.shortcut[0], inp, inp)
+        block.shortcut[2] = _padded_conv(block.shortcut[2], out, inp)
+    elif not out == inp:
+        raise NotImplementedError(
+            'identity shortcut between different channel layouts')
+    return out
+
+
+def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
+    """Pad a GhostNet's every intermediate width to a multiple, in place.
+
+    The backbone is switched to deploy mode first (norms must be folded
+    for the zero channels to stay zero). Outputs equal the unpadded
+    network's; what changes is the module structure, so the padded model's
+    state dict no longer matches the release or a deploy checkpoint: pad
+    after loading, for inference and export only.
+
+    Args:
+        backbone (GhostNet): The network, changed in place.
+        multiple (int): Channel block of the target runtime: 8 for AVX2,
+            16 for AVX-512. Default: 8.
+
+    Returns:
+        The same backbone.
+    """
+    if isinstance(multiple, bool) or not isinstance(multiple,
+                                                    int) or multiple < 1:
+        raise ValueError('multiple must be an int >= 1, but got '
+                         f'multiple={multiple!r}')
+    if getattr(backbone, 'tap_positions', None) is not None:
+        raise RuntimeError('the backbone is already channel-padded')
+    blocks = [block for stage in backbone.blocks[:-1] for block in stage]
+    for block in blocks:  # before anything changes
+        if type(block.ghost1) is not GhostModule:
+            raise NotImplementedError(
+                f'{type(backbone).__name__}: its bottlenecks expand with '
+                f'{type(block.ghost1).__name__}; channel padding covers '
+                'GhostNet (v1) only')
+    backbone.switch_to_deploy()
+    # The stem feeds the first block's identity shortcut, if it has one:
+    # then it must produce that block's output layout.
+    first = blocks[0]
+    stem = _Layout.plain(backbone.conv_stem.out_channels, multiple)
+    if not len(first.shortcut):
+        stem = _ghost_layout(first.ghost2, multiple)
+    backbone.conv_stem = _padded_conv(backbone.conv_stem, stem, None)
+
+    layout, taps = stem, {}
+    for stage in range(len(backbone.stage_ends)):
+        for i in backbone.stage_blocks(stage):
+            for block in backbone.blocks[i]:
+                if hasattr(block, 'ghost1'):
+                    layout = _pad_bottleneck(block, layout, multiple)
+                else:  # the final 1x1 ConvBnAct
+                    out = _Layout.plain(block.conv.out_channels, multiple)
+                    block.conv = _padded_conv(block.conv, out, layout)
+                    layout = out
+        # a stage output: its real channels, by a slice where they lead
+        taps[stage] = (len(layout.positions)
+                       if layout.is_prefix() else layout.positions)
+    backbone.tap_positions = taps
+    return backbone
+
