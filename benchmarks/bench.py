@@ -52,6 +52,7 @@ BACKBONES = {
 }
 BASELINE = 'MobileNetV2 1.0x'
 SECTIONS = ['backbones', 'detectors', 'train', 'memory']
+UNPADDED = 'onnxruntime (not padded)'
 DETECTORS = {
     'RetinaNet': 'configs/retinanet_ghostnet_fpn.py',
     'Faster R-CNN': 'configs/faster-rcnn_ghostnet_fpn.py',
@@ -224,12 +225,16 @@ class OrtModel:
     """
 
     def __init__(self, model, x):
+        import logging
         import tempfile
 
         import onnxruntime as ort
 
         from mmghost.deployment import BackboneForOnnx
         module = BackboneForOnnx(model).eval()
+        # the exporter warns once per torchvision op it cannot register
+        logging.getLogger('torch.onnx._internal.exporter._registration'
+                          ).setLevel(logging.ERROR)
         with tempfile.TemporaryDirectory() as tmp:
             path = osp.join(tmp, 'model.onnx')
             torch.onnx.export(
@@ -264,7 +269,7 @@ def table(title, results, cases, baseline_prefix):
     ]
     for name, sec in results.items():
         model, mode = name.rsplit(' | ', 1)
-        base = results.get(f'{baseline_prefix} | {mode}')
+        base = results.get(f'{baseline_prefix} | {mode.split(" (")[0]}')
         ratio = sec / base if base else float('nan')
         macs = cases[name][2]
         lines.append(f'| {model} | {mode} | {cases[name][3]} | '
@@ -274,20 +279,28 @@ def table(title, results, cases, baseline_prefix):
 
 
 def run_backbones(args, rounds, report, rows):
-    # onnxruntime's models are timed as a group of their own: its thread
-    # pool and torch's would otherwise compete for the cores
-    groups = [['eval', 'deploy'] + (['compile'] if args.compile else [])]
+    # Each runtime is timed as a group of its own, compiled models last:
+    # onnxruntime's thread pool, and the OpenMP runtime that inductor's
+    # C++ kernels link, would otherwise compete with torch's for the cores.
+    groups = [['eval', 'deploy']]
     if args.onnxruntime:
         groups.append(['onnxruntime'])
+    if args.compile:
+        groups.append(['compile'])
+    modes = [mode for group in groups for mode in group]
     for size, shape in SIZES.items():
         results, cases = {}, {}
-        for modes in groups:
+        for group_modes in groups:
             models = {}
             for name in BACKBONES:
-                for mode in modes:
+                for mode in group_modes:
                     if mode != 'eval' and name.startswith('ResNet'):
                         continue
                     model = build_backbone(name)
+                    if mode == 'onnxruntime' and name == 'GhostNet 1.1x':
+                        # what the padding is worth
+                        models[f'{name} | {UNPADDED}'] = deploy(
+                            build_backbone(name))
                     if mode == 'onnxruntime' and hasattr(
                             model, 'pad_channels'):
                         model.pad_channels(channel_block())
@@ -304,8 +317,16 @@ def run_backbones(args, rounds, report, rows):
                 interleaved({k: v[:2]
                              for k, v in group.items()}, args.device,
                             rounds, warmup=2))
-            cases.update(group)
-            del group, models  # onnxruntime sessions hold their threads
+            # keep what the table needs; let the group's models (and the
+            # onnxruntime sessions' threads) go
+            cases.update({k: (None, None, macs, note)
+                          for k, (_, _, macs, note) in group.items()})
+            del group, models
+        results = {
+            key: results[key]
+            for key in (f'{name} | {mode}' for name in BACKBONES
+                        for mode in modes + [UNPADDED]) if key in results
+        }
         report.append(
             table(f'Backbones, {size}', results, cases, BASELINE))
         rows += [dict(section='backbone', size=size, name=k, seconds=v,
