@@ -12,12 +12,13 @@ same treatment. Deploy mode means GhostNet's ``switch_to_deploy()`` and, for
 every other model, mmcv's ``fuse_conv_bn``; each deployed model runs in the
 faster of the two memory formats (measured). ``--compile`` adds the
 deployed backbones under ``torch.compile`` (inductor with weight freezing,
-and on CPU its C++ wrapper); ``--onnxruntime`` adds them exported to ONNX
-and run by onnxruntime with as many threads as torch, GhostNet with its
-channels padded to the CPU's SIMD block (``GhostNet.pad_channels``;
-MobileNetV2's widths are multiples of 8 already). Peak memory is measured with
-each model in its own process. Writes ``{device}.md``, ``{device}.json``
-and ``{device}.png`` (latency against FLOPs) under ``--out``.
+and on CPU its C++ wrapper); ``--onnxruntime`` (CPU only) adds them
+exported to ONNX and run by onnxruntime with as many threads as torch,
+GhostNet with its channels padded to the CPU's SIMD block
+(``GhostNet.pad_channels``; MobileNetV2's widths are multiples of 8
+already). Peak memory is measured with each model in its own process.
+Writes ``{device}.md``, ``{device}.json`` and ``{device}.png`` (latency
+against FLOPs) under ``--out``.
 """
 import argparse
 import copy
@@ -83,7 +84,11 @@ def parse_args():
                                                   'results'))
     # internal: one model's peak memory, in a fresh process
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.onnxruntime and args.device != 'cpu':
+        parser.error(f'--onnxruntime with --device {args.device}: it times '
+                     "onnxruntime's CPU execution provider; use --device cpu")
+    return args
 
 
 # --------------------------------------------------------------- building
