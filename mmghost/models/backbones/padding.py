@@ -15,7 +15,7 @@ Each tensor's layout is where its real channels sit in the padded tensor.
 A Ghost module's output keeps its halves apart: ``[a, 0.., b, 0..]``, so
 nothing is moved at run time.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -69,26 +69,24 @@ def _padded_conv(conv: nn.Conv2d, out: _Layout,
         conv.dilation,
         groups=out.width if depthwise else 1,
         bias=True).to(conv.weight)
-    weight = torch.zeros_like(padded.weight)
-    bias = torch.zeros_like(padded.bias)
     rows = out.positions
-    if depthwise or inp is None:
-        weight[rows] = conv.weight
-    else:
-        weight[rows[:, None], inp.positions[None, :]] = conv.weight
-    if conv.bias is not None:
-        bias[rows] = conv.bias
     with torch.no_grad():
-        padded.weight.copy_(weight)
-        padded.bias.copy_(bias)
+        padded.weight.zero_()
+        padded.bias.zero_()
+        if depthwise or inp is None:
+            padded.weight[rows] = conv.weight
+        else:
+            padded.weight[rows[:, None], inp.positions[None, :]] = conv.weight
+        if conv.bias is not None:
+            padded.bias[rows] = conv.bias
     return padded
 
 
-def _ghost_layout(module: GhostModule, multiple: int) -> _Layout:
-    """A padded Ghost module's output layout: ``[a, 0.., b, 0..]``."""
+def _halves(module: GhostModule, multiple: int) -> Tuple[_Layout, _Layout]:
+    """A padded Ghost module's half layout and output ``[a, 0.., b, 0..]``."""
     half = _Layout.plain(module.primary_conv[0].out_channels, multiple)
     positions = torch.cat([half.positions, half.width + half.positions])
-    return _Layout(positions[:module.out_channels], 2 * half.width)
+    return half, _Layout(positions[:module.out_channels], 2 * half.width)
 
 
 def _pad_ghost_module(module: GhostModule, inp: _Layout,
@@ -98,12 +96,10 @@ def _pad_ghost_module(module: GhostModule, inp: _Layout,
     GhostNet's Ghost modules have ratio 2: the cheap operation maps each
     intrinsic channel to one ghost channel.
     """
-    primary = module.primary_conv[0]
-    cheap = module.cheap_operation[0]
-    out = _ghost_layout(module, multiple)
-    half = _Layout.plain(primary.out_channels, multiple)
-    module.primary_conv[0] = _padded_conv(primary, half, inp)
-    module.cheap_operation[0] = _padded_conv(cheap, half, half)
+    half, out = _halves(module, multiple)
+    module.primary_conv[0] = _padded_conv(module.primary_conv[0], half, inp)
+    module.cheap_operation[0] = _padded_conv(module.cheap_operation[0], half,
+                                             half)
     # the padded module concatenates both padded halves and slices nothing
     module.out_channels = out.width
     return out
@@ -129,6 +125,11 @@ def _pad_bottleneck(block: nn.Module, inp: _Layout, multiple: int) -> _Layout:
     return out
 
 
+def _is_bottleneck(block: nn.Module) -> bool:
+    # the alternative: the final 1x1 ConvBnAct
+    return hasattr(block, 'ghost1')
+
+
 def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
     """Pad a GhostNet's every intermediate width to a multiple, in place.
 
@@ -152,7 +153,8 @@ def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
                          f'multiple={multiple!r}')
     if getattr(backbone, 'tap_positions', None) is not None:
         raise RuntimeError('the backbone is already channel-padded')
-    blocks = [block for stage in backbone.blocks[:-1] for block in stage]
+    blocks = [block for stage in backbone.blocks for block in stage
+              if _is_bottleneck(block)]
     for block in blocks:  # before anything changes
         if type(block.ghost1) is not GhostModule:
             raise NotImplementedError(
@@ -165,14 +167,14 @@ def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
     first = blocks[0]
     stem = _Layout.plain(backbone.conv_stem.out_channels, multiple)
     if not len(first.shortcut):
-        stem = _ghost_layout(first.ghost2, multiple)
+        stem = _halves(first.ghost2, multiple)[1]
     backbone.conv_stem = _padded_conv(backbone.conv_stem, stem, None)
 
     layout, taps = stem, {}
     for stage in range(len(backbone.stage_ends)):
         for i in backbone.stage_blocks(stage):
             for block in backbone.blocks[i]:
-                if hasattr(block, 'ghost1'):
+                if _is_bottleneck(block):
                     layout = _pad_bottleneck(block, layout, multiple)
                 else:  # the final 1x1 ConvBnAct
                     out = _Layout.plain(block.conv.out_channels, multiple)
