@@ -5,6 +5,8 @@ A family module builds ``conv_stem``/``bn1``/``act1`` and ``blocks`` with the
 upstream parameter names and declares ``stage_ends``; this base turns that
 into stages with ``out_indices``, ``frozen_stages``, ``norm_eval``,
 ``with_cp`` and a checkpoint load that refuses to silently skip weights.
+``forward`` runs the stages up to the highest of ``out_indices`` only; the
+later stages stay built (checkpoints load strictly) but are not trainable.
 """
 import copy
 from typing import List, Optional, Sequence, Tuple
@@ -27,7 +29,18 @@ class GhostBackboneBase(BaseModule):
 
     Subclasses set ``stage_ends`` (the last ``blocks.{i}`` of each stage),
     ``ignored_checkpoint_prefixes`` (classifier parts of the ImageNet
-    checkpoint) and, while building, ``stage_channels``/``stage_strides``.
+    checkpoint) and, while building, ``stage_channels``/``stage_strides``;
+    they call ``_freeze_stages()`` once every module is built, so that the
+    parameters that get no gradient are marked before an optimizer or a
+    DDP wrapper sees them.
+
+    ``forward`` executes :attr:`run_stages` only, the stages up to the
+    highest of ``out_indices``. The stages after it stay built, so a full
+    checkpoint loads strictly and ``frozen_stages``/``norm_eval`` keep their
+    meaning, but they never run: their parameters get
+    ``requires_grad=False`` (re-applied by ``train()``), so that every
+    trainable parameter receives a gradient and DDP needs no
+    ``find_unused_parameters``.
     """
 
     stage_ends: Tuple[int, ...] = ()
@@ -93,6 +106,11 @@ class GhostBackboneBase(BaseModule):
         """Strides of the tensors ``forward`` returns, in order."""
         return tuple(self.stage_strides[i] for i in self.out_indices)
 
+    @property
+    def run_stages(self) -> range:
+        """The stages ``forward`` executes: 0 up to the highest tap."""
+        return range(max(self.out_indices) + 1)
+
     def stage_blocks(self, stage: int) -> range:
         """Indices ``i`` of the ``blocks.{i}`` that make up ``stage``."""
         start = 0 if stage == 0 else self.stage_ends[stage - 1] + 1
@@ -117,7 +135,7 @@ class GhostBackboneBase(BaseModule):
         x = self.act1(self.bn1(self.conv_stem(x)))
         # Stages
         outs = []
-        for stage in range(len(self.stage_ends)):
+        for stage in self.run_stages:
             for i in self.stage_blocks(stage):
                 for block in self.blocks[i]:
                     x = self._run(block, x)
@@ -151,11 +169,18 @@ class GhostBackboneBase(BaseModule):
             for block in stage:
                 block.switch_to_deploy()
         self.deploy = True
+        self._freeze_stages()  # the fused convs are new parameters
 
     def _freeze_stages(self):
-        for stage in range(self.frozen_stages + 1):
+        """Frozen stages: eval mode, no gradient. Stages that never run: no
+        gradient (their norms are never called, so their mode is moot)."""
+        for stage in range(len(self.stage_ends)):
+            frozen = stage <= self.frozen_stages
+            if not frozen and stage in self.run_stages:
+                continue
             for module in self.stage_modules(stage):
-                module.eval()
+                if frozen:
+                    module.eval()
                 for param in module.parameters():
                     param.requires_grad = False
 
