@@ -10,7 +10,7 @@ PIP := $(PY) -m pip
 STACK := $(VENV)/.stack-installed
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup test demo bench clean-venv
+.PHONY: setup test test-kernels demo bench clean-venv
 
 setup: $(STACK)
 
@@ -27,11 +27,31 @@ $(STACK): $(PY) setup.py requirements/stack.txt
 	$(PIP) install -q -r requirements/stack.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PIP) install -q --no-build-isolation -e '.[onnx]'
+	$(PIP) install -q --no-build-isolation -e '.[openvino]'
 	$(PY) -c "import mmghost, mmcv, mmdet; print('stack ready: mmghost', mmghost.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	touch $(STACK)
 
 test: $(STACK)
 	$(PY) -m pytest tests -q -rs
+
+# The tests that train (marked `trains`) under each CPU kernel path that CI
+# machines differ by: native, AVX2, SSE4.1 (ATen's default kernels) and
+# oneDNN limited to AVX2 alone. One machine stands in for several.
+KERNEL_PATHS := native \
+	ONEDNN_MAX_CPU_ISA=AVX2,ATEN_CPU_CAPABILITY=avx2 \
+	ONEDNN_MAX_CPU_ISA=SSE41,ATEN_CPU_CAPABILITY=default \
+	ONEDNN_MAX_CPU_ISA=AVX2
+
+test-kernels: $(STACK)
+	@status=0; for path in $(KERNEL_PATHS); do \
+	  vars=$$(test $$path = native || echo $$path | tr , ' '); \
+	  log=$$(mktemp); \
+	  env $$vars $(PY) -m pytest tests -q -m trains -rf > $$log 2>&1 \
+	    || status=1; \
+	  echo "kernel path $$path: $$(grep -E '^(FAILED|ERROR) ' $$log)" \
+	    "$$(tail -n 1 $$log)"; \
+	  rm -f $$log; \
+	done; exit $$status
 
 demo: $(STACK)
 	$(PY) tools/demo.py

@@ -44,6 +44,10 @@ setup(
             'onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2',
             'onnx-ir==1.1.0'
         ],
+        # OpenVINO runtime and NNCF's INT8 post-training quantization
+        # (tools/deployment/export_openvino.py, tools/infer.py --runtime
+        # openvino).
+        'openvino': ['openvino==2026.4.1', 'nncf==3.4.0'],
     },
     zip_safe=False,
 )
