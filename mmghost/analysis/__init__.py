@@ -1,4 +1,7 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-from .complexity import ImageNetClassifier, TensorMode, complexity
+from .complexity import (CLASSIFIER_HEADS, ImageNetClassifier, TensorMode,
+                         complexity)
 
-__all__ = ['complexity', 'ImageNetClassifier', 'TensorMode']
+__all__ = [
+    'complexity', 'ImageNetClassifier', 'TensorMode', 'CLASSIFIER_HEADS'
+]

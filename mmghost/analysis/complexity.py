@@ -7,13 +7,17 @@ fully connected layers. mmengine's ``FlopAnalyzer`` counts those too
 its ``total()`` adds batch-norm, pooling, upsampling and the like. Both are
 reported; paper figures are compared with the first.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
+from mmdet.models.utils import make_divisible
 from mmengine.analysis import FlopAnalyzer
 
-__all__ = ['complexity', 'ImageNetClassifier', 'TensorMode', 'PAPER_OPS']
+__all__ = [
+    'complexity', 'ImageNetClassifier', 'TensorMode', 'PAPER_OPS',
+    'CLASSIFIER_HEADS'
+]
 
 # FlopAnalyzer operator names that make up the paper's count.
 PAPER_OPS = ('conv', 'linear', 'addmm', 'matmul', 'bmm', 'einsum')
@@ -39,25 +43,54 @@ def complexity(model: nn.Module, inputs) -> Dict[str, float]:
     return result
 
 
+# The classifier each backbone was released with (see ImageNetClassifier);
+# backbones not listed get 'fc' or 'conv' by their last width.
+CLASSIFIER_HEADS = dict(
+    GhostNet='conv', GhostNetV2='conv', MobileNetV2='fc',
+    MobileNetV3='linear')
+
+
 class ImageNetClassifier(nn.Module):
     """A backbone's last feature map plus the classifier it was released
     with, to count whole classification networks as the paper's table does.
 
-    GhostNet/GhostNetV2: global pool, 1x1 ``conv_head`` to 1280, ReLU, FC
-    to 1000. MobileNetV2 (mmdet's, whose last stage already is the 1x1 conv
-    to 1280): global pool, FC to 1000.
+    After global average pooling, ``head`` is
+
+    - ``'conv'`` (GhostNet/GhostNetV2): 1x1 ``conv_head`` to 1280, ReLU, FC
+      to 1000;
+    - ``'fc'`` (mmdet's MobileNetV2, whose last stage already is the 1x1
+      conv to 1280): FC to 1000;
+    - ``'linear'`` (torchvision's MobileNetV3): FC to 1280 (scaled by the
+      backbone's ``widen_factor`` with divisor 8, as torchvision's
+      ``last_channel``), hard-swish, dropout, FC to 1000;
+    - None: ``'fc'`` if ``channels == head_channels``, else ``'conv'``.
     """
 
     def __init__(self, backbone: nn.Module, channels: int,
-                 head_channels: int = 1280, num_classes: int = 1000):
+                 head_channels: int = 1280, num_classes: int = 1000,
+                 head: Optional[str] = None):
         super().__init__()
         self.backbone = backbone
-        if channels == head_channels:
-            self.conv_head = nn.Identity()
-        else:
+        if head is None:
+            head = 'fc' if channels == head_channels else 'conv'
+        if head not in ('conv', 'fc', 'linear'):
+            raise ValueError("head must be 'conv', 'fc', 'linear' or None, "
+                             f'but got head={head!r}')
+        if head == 'conv':
             self.conv_head = nn.Sequential(
                 nn.Conv2d(channels, head_channels, 1), nn.ReLU(inplace=True))
-        self.classifier = nn.Linear(head_channels, num_classes)
+        else:
+            self.conv_head = nn.Identity()
+        if head == 'linear':
+            hidden = make_divisible(
+                head_channels * getattr(backbone, 'widen_factor', 1.0), 8)
+            self.classifier = nn.Sequential(
+                nn.Linear(channels, hidden), nn.Hardswish(inplace=True),
+                nn.Dropout(p=0.2, inplace=True),
+                nn.Linear(hidden, num_classes))
+        else:
+            self.classifier = nn.Linear(
+                channels if head == 'fc' else head_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.backbone(x)[-1]
