@@ -4,6 +4,9 @@
     python tools/train.py configs/retinanet_ghostnet_fpn.py [--work-dir DIR]
         [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options K=V ...]
         [--launcher {none,pytorch,slurm,mpi}]
+
+SIGTERM or SIGINT stops training after the current iteration with a
+checkpoint (exit status 143 or 130); ``--resume`` continues from it.
 """
 import argparse
 import os
@@ -13,7 +16,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.engine import ResumeError, SafeRunner, shutdown_dist
+from mmghost.engine import Preempted, ResumeError, SafeRunner, shutdown_dist
 from mmghost.utils import check_data
 
 
@@ -103,6 +106,11 @@ def main():
         runner.train()
     except ResumeError as e:
         raise SystemExit(str(e))
+    except Preempted:
+        # SIGTERM/SIGINT: every rank stopped after the same iteration, saved
+        # and said so; the exit status is 128 + the signal number
+        shutdown_dist()
+        raise
     shutdown_dist()
 
 

@@ -16,6 +16,12 @@ sets ``runner_type``. What it changes, and nothing else:
   warning), and otherwise stops with :class:`ResumeError`.
 * Distributed runs without CUDA use gloo and a DDP without ``device_ids``
   (see :mod:`mmghost.engine.dist`); with CUDA these paths are mmengine's.
+* SIGTERM and SIGINT stop training after the current iteration, with an
+  iteration checkpoint (:class:`~mmghost.engine.PreemptionHook`), and an
+  ``EpochBasedTrainLoop`` is built as
+  :class:`~mmghost.engine.ResumableEpochBasedTrainLoop`, which resumes
+  inside the epoch where it stopped instead of training its first batches
+  again.
 """
 import os
 import os.path as osp
@@ -26,12 +32,14 @@ from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, Runner
 
 from .checkpointing import (LAST_CHECKPOINT, TMP_SUFFIX, ResumeError,
                             find_resume_checkpoint, fsync_path,
                             resume_problem)
 from .dist import cpu_model_wrapper_cfg, cuda_absent, init_dist
+from .loops import ResumableEpochBasedTrainLoop
+from .preemption import PreemptionHook
 
 __all__ = ['SafeRunner']
 
@@ -43,6 +51,25 @@ def _is_checkpoint_hook(cfg) -> bool:
     if isinstance(hook_type, str):
         return hook_type.split('.')[-1] == 'CheckpointHook'
     return hook_type is CheckpointHook
+
+
+def _resumable_loop_cfg(cfg: Dict) -> Dict:
+    """``cfg`` with an ``EpochBasedTrainLoop`` (by type or ``by_epoch``)
+    turned into a :class:`ResumableEpochBasedTrainLoop`."""
+    cfg = dict(cfg)
+    if 'type' not in cfg:
+        if not cfg.get('by_epoch', False):
+            return cfg
+        cfg.pop('by_epoch')
+    else:
+        loop_type = cfg['type']
+        if isinstance(loop_type, str):
+            if loop_type.split('.')[-1] != 'EpochBasedTrainLoop':
+                return cfg
+        elif loop_type is not EpochBasedTrainLoop:
+            return cfg
+    cfg['type'] = ResumableEpochBasedTrainLoop
+    return cfg
 
 
 @RUNNERS.register_module()
@@ -72,6 +99,12 @@ class SafeRunner(Runner):
         if _is_checkpoint_hook(checkpoint):
             hooks['checkpoint'] = dict(checkpoint, type='SafeCheckpointHook')
         super().register_default_hooks(hooks)
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        super().register_hooks(default_hooks, custom_hooks)
+        # after every other hook, so that its checkpoint holds their work
+        self.preemption = PreemptionHook()
+        self.register_hook(self.preemption)
 
     @master_only
     def save_checkpoint(self,
@@ -114,7 +147,13 @@ class SafeRunner(Runner):
                     f'run ({last}); this run does not resume it and '
                     'overwrites them as it saves (pass --resume to '
                     'continue that run instead)')
-        return super().train()
+        with self.preemption.catch_signals():
+            return super().train()
+
+    def build_train_loop(self, loop):
+        if isinstance(loop, dict):
+            loop = _resumable_loop_cfg(loop)
+        return super().build_train_loop(loop)
 
     def load_or_resume(self) -> None:
         """mmengine's ``load_or_resume``, with the resume target checked."""

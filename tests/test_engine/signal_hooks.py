@@ -1,0 +1,80 @@
+# Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
+"""A hook for preemption tests: a signal at a chosen iteration.
+
+A signal from outside arrives wherever the process happens to be; this hook
+sends it at a known point, so the tests stop a run at an iteration they
+choose, on a loaded machine too. Loaded by a config through
+``custom_imports=dict(imports=['mmghost', 'tests.test_engine.signal_hooks'])``
+with the repository root on ``PYTHONPATH``.
+"""
+import os
+import os.path as osp
+import signal
+import time
+from typing import Optional
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+WAIT = 60  # s, for a signal sent to the launcher to come back
+
+
+@HOOKS.register_module()
+class SignalAtIter(Hook):
+    """Send signal ``send`` (a name) at the end of iteration ``at`` (counted
+    from 1) on rank ``rank``, to this process (``to='self'``) or to the
+    torchrun launcher (``to='parent'``, which forwards it to every rank),
+    and wait until this process's :class:`~mmghost.engine.PreemptionHook`
+    has it. With ``again_in_save`` (a name), send that signal to this
+    process when the stop's checkpoint is about to be written, after
+    saying so in ``signal_in_save.txt`` in the work dir.
+
+    Every rank appends the iterations it finished to
+    ``iters_rank{r}.txt`` in the work dir.
+    """
+
+    priority = 'NORMAL'  # before PreemptionHook looks for a stop
+
+    def __init__(self,
+                 at: Optional[int] = None,
+                 send: str = 'SIGTERM',
+                 rank: int = 0,
+                 to: str = 'self',
+                 again_in_save: Optional[str] = None):
+        if to not in ('self', 'parent'):
+            raise ValueError(f"to must be 'self' or 'parent', not {to!r}")
+        self.at = at
+        self.send = signal.Signals[send]
+        self.rank = rank
+        self.to = to
+        self.again_in_save = (None if again_in_save is None else
+                              signal.Signals[again_in_save])
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        iteration = runner.iter + 1
+        with open(osp.join(runner.work_dir, f'iters_rank{get_rank()}.txt'),
+                  'a') as f:
+            f.write(f'{iteration}\n')
+        if iteration != self.at or get_rank() != self.rank:
+            return
+        os.kill(os.getppid() if self.to == 'parent' else os.getpid(),
+                self.send)
+        deadline = time.monotonic() + WAIT
+        while runner.preemption.signum is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f'no {self.send.name} came back in {WAIT} s')
+            time.sleep(0.01)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if (self.again_in_save is not None
+                and runner.preemption.signum is not None):
+            with open(osp.join(runner.work_dir, 'signal_in_save.txt'),
+                      'w') as f:
+                f.write(f'{self.again_in_save.name}\n')
+            os.kill(os.getpid(), self.again_in_save)
