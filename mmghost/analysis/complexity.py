@@ -43,8 +43,8 @@ def complexity(model: nn.Module, inputs) -> Dict[str, float]:
     return result
 
 
-# The classifier each backbone was released with (see ImageNetClassifier);
-# backbones not listed get 'fc' or 'conv' by their last width.
+# The classifier each backbone was released with, by registered type (see
+# ImageNetClassifier's ``head``).
 CLASSIFIER_HEADS = dict(
     GhostNet='conv', GhostNetV2='conv', MobileNetV2='fc',
     MobileNetV3='linear')
@@ -63,7 +63,8 @@ class ImageNetClassifier(nn.Module):
     - ``'linear'`` (torchvision's MobileNetV3): FC to 1280 (scaled by the
       backbone's ``widen_factor`` with divisor 8, as torchvision's
       ``last_channel``), hard-swish, dropout, FC to 1000;
-    - None: ``'fc'`` if ``channels == head_channels``, else ``'conv'``.
+    - None: the backbone's entry in ``CLASSIFIER_HEADS``; for others,
+      ``'fc'`` if ``channels == head_channels``, else ``'conv'``.
     """
 
     def __init__(self, backbone: nn.Module, channels: int,
@@ -72,7 +73,9 @@ class ImageNetClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         if head is None:
-            head = 'fc' if channels == head_channels else 'conv'
+            head = CLASSIFIER_HEADS.get(
+                type(backbone).__name__,
+                'fc' if channels == head_channels else 'conv')
         if head not in ('conv', 'fc', 'linear'):
             raise ValueError("head must be 'conv', 'fc', 'linear' or None, "
                              f'but got head={head!r}')

@@ -14,7 +14,7 @@ from tests.test_models.test_backbones.contract import (ALL_STAGES,
                                                        GhostBackboneContract,
                                                        fake_checkpoint,
                                                        official_keys)
-from tests.utils import ROOT
+from tests.utils import ROOT, run_tool
 
 FIXTURE = 'mobilenetv3_large_torchvision_keys.json'
 
@@ -166,3 +166,16 @@ class TestMobileNetV3(GhostBackboneContract):
         with torch.no_grad():
             for a, b in zip(out, rebuilt(x)):
                 torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_get_flops_classifier_row():
+    # what a user runs to compare with the paper's table (see
+    # test_imagenet_network_matches_published_figures for the figures)
+    proc = run_tool('tools/analysis_tools/get_flops.py',
+                    'configs/retinanet_mobilenetv3_fpn.py', '--classifier')
+    row = next(line for line in proc.stdout.splitlines()
+               if line.startswith('| MobileNetV3 classifier'))
+    paper, total, params = (float(v) for v in row.split('|')[2:5])
+    assert paper == pytest.approx(217, abs=0.5)
+    assert total > paper
+    assert params == pytest.approx(5.48, abs=0.005)
