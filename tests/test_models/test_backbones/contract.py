@@ -69,6 +69,8 @@ class GhostBackboneContract:
     checkpoint_extra = staticmethod(lambda: {})
     # a key that the release has and a renamed layer would lose
     a_released_key = ''
+    # the stem's convolution and norm, by module name
+    stem_conv, stem_norm = 'conv_stem', 'bn1'
 
     def build(self, **kwargs):
         cfg = deepcopy(self.cfg)
@@ -128,8 +130,8 @@ class GhostBackboneContract:
             model.init_weights()
         # all or nothing: not even the keys that were there got loaded
         assert not torch.equal(
-            model.conv_stem.weight,
-            torch.load(path, weights_only=True)['conv_stem.weight'])
+            model.get_submodule(self.stem_conv).weight,
+            torch.load(path, weights_only=True)[f'{self.stem_conv}.weight'])
 
     def test_pretrained_wrong_width_fails(self, tmp_path):
         path = str(tmp_path / 'official_1.0x.pth')
@@ -162,8 +164,10 @@ class GhostBackboneContract:
                 for m in module.modules():
                     if isinstance(m, _BatchNorm):
                         assert m.training == (stage > frozen)
-        assert model.bn1.training == (frozen < 0)
-        assert model.conv_stem.weight.requires_grad == (frozen < 0)
+        stem_norm = model.get_submodule(self.stem_norm)
+        stem_conv = model.get_submodule(self.stem_conv)
+        assert stem_norm.training == (frozen < 0)
+        assert stem_conv.weight.requires_grad == (frozen < 0)
 
     def test_norm_eval(self):
         model = self.build(norm_eval=True)
