@@ -17,7 +17,8 @@ import glob
 import logging
 import os
 import os.path as osp
-from typing import List, Optional
+import re
+from typing import List, Optional, Tuple
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -32,6 +33,8 @@ __all__ = [
 
 LAST_CHECKPOINT = 'last_checkpoint'
 TMP_SUFFIX = '.tmp'
+# what CheckpointHook's default filename_tmpl writes
+RUN_CHECKPOINT = re.compile(r'^(epoch|iter)_\d+\.pth$')
 
 
 class ResumeError(RuntimeError):
@@ -70,29 +73,37 @@ def _is_local(path: str) -> bool:
     return '://' not in path
 
 
-def resume_problem(filename: str) -> Optional[str]:
-    """Why ``filename`` cannot be resumed from, or ``None`` if it can.
-
-    The answer reads as the end of "checkpoint X ...".
-    """
+def _inspect(filename: str) -> Tuple[Optional[str], Optional[dict]]:
+    """``(problem, meta)``: why ``filename`` cannot be resumed from (``None``
+    if it can), and the checkpoint's ``meta`` when it can."""
     if _is_local(filename) and not osp.isfile(filename):
-        return 'does not exist'
+        return 'does not exist', None
     try:
         checkpoint = CheckpointLoader.load_checkpoint(filename, 'cpu')
     except Exception as e:  # a truncated zip, a bad pickle, ...
         # torch's miniz message runs on for three sentences: keep the first
         reason = str(e).strip().split('\n')[0].split('. ')[0].rstrip('.')
-        return f'is unreadable ({reason or type(e).__name__})'
+        return f'is unreadable ({reason or type(e).__name__})', None
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if (not isinstance(meta, dict) or 'epoch' not in meta
             or 'iter' not in meta or 'state_dict' not in checkpoint):
         return ('is not a training checkpoint (no meta.epoch, meta.iter '
-                'or state_dict)')
-    return None
+                'or state_dict)'), None
+    return None, meta
 
 
-def _candidates(dirs: List[str], exclude: Optional[str]) -> List[str]:
-    """``*.pth`` files in ``dirs``, newest first."""
+def resume_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` cannot be resumed from, or ``None`` if it can.
+
+    The answer reads as the end of "checkpoint X ...".
+    """
+    return _inspect(filename)[0]
+
+
+def _candidates(dirs: List[str],
+                exclude: Optional[str]) -> Tuple[List[str], List[str]]:
+    """``*.pth`` files in ``dirs``: those named as the checkpoint hook names
+    them (``epoch_N.pth``, ``iter_N.pth``), and the others newest first."""
     found = {}
     for d in dirs:
         for path in glob.glob(osp.join(glob.escape(d), '*.pth')):
@@ -100,10 +111,11 @@ def _candidates(dirs: List[str], exclude: Optional[str]) -> List[str]:
                 found[osp.abspath(path)] = path
     if exclude is not None and _is_local(exclude):
         found.pop(osp.abspath(exclude), None)
-    return sorted(
-        found.values(),
-        key=lambda p: (osp.getmtime(p), osp.basename(p)),
-        reverse=True)
+    runs = [p for p in found.values() if RUN_CHECKPOINT.match(osp.basename(p))]
+    others = sorted((p for p in found.values() if p not in runs),
+                    key=lambda p: (osp.getmtime(p), osp.basename(p)),
+                    reverse=True)
+    return runs, others
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
@@ -111,8 +123,13 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
 
     * ``last_checkpoint`` names a checkpoint that loads: that one.
     * It names a missing or unreadable file, is empty, or is absent while
-      ``*.pth`` files are there: the newest training checkpoint that loads
-      (in ``work_dir`` and the directory ``last_checkpoint`` points into),
+      ``*.pth`` files are there: the furthest trained checkpoint that the
+      checkpoint hook wrote (``epoch_N.pth``/``iter_N.pth``, in ``work_dir``
+      and the directory ``last_checkpoint`` points into) that loads, by the
+      iteration its ``meta`` records; modification times are not trusted
+      (a copy or a restore from backup changes them). Only when none of
+      those loads: the newest other training checkpoint that loads
+      (``best_*.pth``, a file copied in), by modification time. Either way
       with a warning that says which and why.
     * Nothing there at all: ``None`` (the caller starts from scratch).
     * Checkpoints are there but none loads: :class:`ResumeError`.
@@ -130,17 +147,35 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
             if why is None:
                 return named
             problem = f'{last_file} names {named}, which {why}'
+    reason = problem or f'there is no {last_file}'
     dirs = [work_dir]
     if named is not None and _is_local(named):
         dirs.append(osp.dirname(named) or '.')
 
+    runs, others = _candidates(dirs, exclude=named)
     unreadable = []
-    for path in _candidates(dirs, exclude=named):
+    loadable = []
+    for path in runs:
+        why, meta = _inspect(path)
+        if why is None:
+            loadable.append((meta['iter'], meta['epoch'], path))
+        elif not why.startswith('is not a training checkpoint'):
+            unreadable.append(f'{osp.basename(path)} {why}')
+    if loadable:
+        step, _, path = max(loadable)
+        print_log(
+            f'{reason}; resuming from the furthest trained checkpoint of '
+            f'this run that loads, {path} (iteration {step})',
+            logger='current',
+            level=logging.WARNING)
+        return path
+    for path in others:
         why = resume_problem(path)
         if why is None:
             print_log(
-                f'{problem or f"there is no {last_file}"}; resuming from '
-                f'the newest checkpoint that loads, {path}',
+                f'{reason}, and no epoch_N.pth or iter_N.pth there loads; '
+                f'resuming from the newest other checkpoint that loads, '
+                f'{path}',
                 logger='current',
                 level=logging.WARNING)
             return path
@@ -150,8 +185,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
         return None  # a fresh work dir
     others = ', '.join(unreadable) if unreadable else 'there is none'
     raise ResumeError(
-        f'cannot resume in {work_dir}: '
-        f'{problem or f"there is no {last_file}"}, and no other checkpoint '
+        f'cannot resume in {work_dir}: {reason}, and no other checkpoint '
         f'there loads ({others}); rather than train from epoch 0, this run '
         'stops: pass --resume CKPT, or move the checkpoints away to start '
         'from scratch.')

@@ -192,6 +192,40 @@ def test_choice_falls_back_to_newest_that_loads(tmp_path, three_checkpoints,
     assert find_resume_checkpoint(str(tmp_path)) == expected
 
 
+@pytest.mark.parametrize('last', [None, 'missing'])
+def test_choice_prefers_this_runs_furthest_checkpoint(tmp_path,
+                                                      three_checkpoints,
+                                                      last):
+    """Newer files that the run's checkpoint hook did not write as
+    epoch_N/iter_N lose: a best_*.pth (an earlier, better-scoring epoch) and
+    a checkpoint of another run copied in; so does an older-looking
+    iteration checkpoint's mtime against its progress."""
+    now = time.time()
+    best = fake_checkpoint(tmp_path / 'best_coco_bbox_mAP_epoch_2.pth', 2,
+                           now + 10)
+    foreign = fake_checkpoint(tmp_path / 'retinanet_other_run.pth', 12,
+                              now + 20)
+    # written mid-epoch 3 (iteration 13 of 15), mtime older than epoch_3's
+    mid = tmp_path / 'iter_13.pth'
+    torch.save({'meta': {'epoch': 2, 'iter': 13},
+                'state_dict': {'w': torch.zeros(2)}}, str(mid))
+    os.utime(mid, (now - 100, now - 100))
+    if last == 'missing':
+        (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'gone.pth'))
+    assert find_resume_checkpoint(str(tmp_path)) == three_checkpoints[2]
+
+    # this run's furthest is the one that counts, not the newest
+    os.remove(three_checkpoints[2])
+    assert find_resume_checkpoint(str(tmp_path)) == str(mid)
+    # none of this run's loads: then the newest other one that does
+    for path in (three_checkpoints[0], three_checkpoints[1], str(mid)):
+        with open(path, 'r+b') as f:
+            f.truncate(100)
+    assert find_resume_checkpoint(str(tmp_path)) == foreign
+    os.remove(foreign)
+    assert find_resume_checkpoint(str(tmp_path)) == best
+
+
 def test_choice_is_none_in_a_fresh_dir(tmp_path):
     assert find_resume_checkpoint(str(tmp_path)) is None
     # an ImageNet file that happens to be there is no run to resume
