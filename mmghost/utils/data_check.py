@@ -7,7 +7,9 @@ for a COCO annotation file that is not JSON (a bare ``JSONDecodeError`` that
 names no file) or has no ``images``; an image that is listed but not on disk
 stops training only when the loader reaches it, perhaps hours in; and an
 annotation whose ``category_id`` is not in ``categories`` is dropped without
-a word. :func:`coco_problems` finds these before anything is built.
+a word. :func:`coco_problems` finds these before anything is built. The
+evaluator (``CocoMetric``) reads the ground truth from its own ``ann_file``,
+relative to the working directory; that file is checked too.
 """
 import json
 import os.path as osp
@@ -15,7 +17,10 @@ from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
-__all__ = ['broken_data', 'check_data', 'coco_problems', 'missing_data']
+__all__ = [
+    'broken_data', 'check_data', 'coco_problems', 'missing_data',
+    'missing_evaluator_files'
+]
 
 _SHOWN = 5  # offending entries named in a message
 
@@ -54,6 +59,35 @@ def _dataset_paths(cfg: Config, loaders: Tuple[str, ...]):
             prefix = ds.get('data_prefix') or {}
             yield (ds, _join(root, ds.get('ann_file')),
                    _join(root, prefix.get('img', prefix.get('img_path'))))
+
+
+def _evaluator_ann_files(cfg: Config, loaders: Tuple[str, ...]):
+    """(config key, path, evaluator cfg) of each ``ann_file`` set in the
+    evaluators of the given dataloaders (``val_dataloader`` ->
+    ``val_evaluator``). Relative paths are relative to the working directory,
+    as ``CocoMetric`` opens them."""
+    for loader in loaders:
+        key = loader.replace('_dataloader', '_evaluator')
+        evaluator = cfg.get(key) if key != loader else None
+        if isinstance(evaluator, dict):
+            metrics = [(key, evaluator)]
+        elif isinstance(evaluator, (list, tuple)):
+            metrics = [(f'{key}[{i}]', m) for i, m in enumerate(evaluator)]
+        else:
+            continue
+        for name, metric in metrics:
+            ann = metric.get('ann_file') if isinstance(metric, dict) else None
+            if ann:
+                yield f'{name}.ann_file', str(ann), metric
+
+
+def missing_evaluator_files(cfg: Config,
+                            loaders: Tuple[str, ...]) -> List[str]:
+    """``'KEY=PATH'`` of each evaluator ``ann_file`` that is not on disk."""
+    return [
+        f'{key}={ann}' for key, ann, _ in _evaluator_ann_files(cfg, loaders)
+        if '://' not in ann and not osp.isfile(ann)
+    ]
 
 
 def missing_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
@@ -143,8 +177,20 @@ def _is_coco_dataset(ds: dict) -> bool:
     return issubclass(ds_type, CocoDataset)
 
 
+def _is_coco_metric(metric: dict) -> bool:
+    metric_type = metric.get('type')
+    if isinstance(metric_type, str):
+        from mmdet.registry import METRICS
+        metric_type = METRICS.get(metric_type)
+    if not isinstance(metric_type, type):
+        return False
+    from mmdet.evaluation import CocoMetric
+    return issubclass(metric_type, CocoMetric)
+
+
 def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
-    """The :func:`coco_problems` of the COCO datasets of the given loaders."""
+    """The :func:`coco_problems` of the COCO datasets of the given loaders,
+    and of the annotation files their ``CocoMetric`` evaluators read."""
     problems = []
     seen = set()
     for ds, ann, img in _dataset_paths(cfg, loaders):
@@ -154,12 +200,21 @@ def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
         if (ann, img) not in seen:
             seen.add((ann, img))
             problems += coco_problems(ann, img)
+    checked = {osp.abspath(ann) for ann, _ in seen}
+    for key, ann, metric in _evaluator_ann_files(cfg, loaders):
+        if ('://' in ann or not osp.isfile(ann)
+                or osp.abspath(ann) in checked or not _is_coco_metric(metric)):
+            continue
+        checked.add(osp.abspath(ann))
+        problems += [f'{key}: {p}' for p in coco_problems(ann)]
     return list(dict.fromkeys(problems))
 
 
 def check_data(cfg: Config, loaders: Tuple[str, ...], config_path: str):
-    """Exit with one clear sentence if the dataset is not on disk or its
-    COCO annotations are broken (see :func:`coco_problems`)."""
+    """Exit with one clear sentence if the dataset, or the ``ann_file`` of
+    the loaders' evaluators (``val_evaluator`` for ``val_dataloader``), is
+    not on disk, or if their COCO annotations are broken (see
+    :func:`coco_problems`)."""
     missing = missing_data(cfg, loaders)
     if missing:
         raise SystemExit(
@@ -168,6 +223,14 @@ def check_data(cfg: Config, loaders: Tuple[str, ...], config_path: str):
             'put COCO 2017 there in the MMDetection layout (see README, '
             '"Data"), point data_root elsewhere with --cfg-options, or run '
             '`make demo` to train on the dataset shipped in data/tiny-coco.')
+    missing = missing_evaluator_files(cfg, loaders)
+    if missing:
+        raise SystemExit(
+            f'Annotation file not found for {config_path}: '
+            f"{' and '.join(missing)} does not exist (relative to "
+            f"{osp.abspath('.')}); the evaluator reads the ground truth "
+            "from it: point it at the annotation file of the dataloader's "
+            'dataset (its data_root + ann_file) with --cfg-options.')
     problems = broken_data(cfg, loaders)
     if problems:
         raise SystemExit(f'Bad dataset for {config_path}: '

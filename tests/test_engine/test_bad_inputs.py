@@ -279,3 +279,36 @@ def test_unknown_backbone_argument_is_named():
             match=r"GhostNet\.__init__\(\) got an unexpected keyword "
             r"argument 'widht_factor'"):
         MODELS.build(cfg)
+
+
+# -- the evaluator's own annotation file --------------------------------------
+def test_train_tool_names_a_missing_evaluator_ann_file(tmp_path):
+    """CocoMetric opens val_evaluator.ann_file itself: missing, it is one
+    sentence naming the key and the file, before anything is built."""
+    missing = tmp_path / 'annotations' / 'instances_val.json'
+    proc = run(train_cmd(tmp_path / 'work', options=demo_options() + [
+        f'val_evaluator.ann_file={missing}']))
+    assert proc.returncode != 0
+    assert 'Traceback' not in proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith(
+        f'Annotation file not found for {DEMO}: val_evaluator.ann_file='
+        f'{missing} does not exist (relative to ')
+    assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize('loader', ['val_dataloader', 'test_dataloader'])
+def test_evaluator_ann_file_is_checked(tmp_path, loader):
+    key = loader.replace('_dataloader', '_evaluator')
+    missing = str(tmp_path / 'gt.json')
+    cfg = demo_cfg(DATA.rstrip('/'), f'{key}.ann_file={missing}')
+    with pytest.raises(SystemExit, match=rf'{key}\.ann_file={missing} does '
+                       r'not exist'):
+        check_data(cfg, (loader, ), DEMO)
+    # a list of metrics is named by position; a broken file is named too
+    (tmp_path / 'gt.json').write_text('[]')
+    cfg[key] = [dict(type='CocoMetric', ann_file=missing)]
+    with pytest.raises(SystemExit, match=rf'^Bad dataset for .*: '
+                       rf'{key}\[0\]\.ann_file: annotation file {missing} '
+                       r'holds a JSON list'):
+        check_data(cfg, (loader, ), DEMO)
