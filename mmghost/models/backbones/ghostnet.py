@@ -289,8 +289,13 @@ class GhostNet(GhostBackboneBase):
             ``make_divisible(c * widen_factor, 4)``. The paper's detection
             backbone is 1.1. Default: 1.0.
         out_indices (Sequence[int]): Stages whose outputs ``forward``
-            returns. Default: (1, 2, 3, 5), mmdet's MobileNetV2 convention
-            (the last output is the final 1x1 conv).
+            returns. Default: (1, 2, 3, 4), the last block of each stride
+            4/8/16/32, the paper's FPN taps. Stage 5, the final 1x1 conv
+            (made for the ImageNet classifier), stays selectable.
+            ``forward`` stops after the highest stage listed: the stages
+            after it are built (a full checkpoint loads) but never run, and
+            their parameters are not trainable (``requires_grad=False``,
+            re-applied by ``train()``).
         frozen_stages (int): Freeze stages 0..k (-1: none). Default: -1.
         norm_cfg (dict): Norm layers: BN, SyncBN or GN (whose ``num_groups``
             must divide every norm layer's channels). Default: BN.
@@ -341,7 +346,7 @@ class GhostNet(GhostBackboneBase):
 
     def __init__(self,
                  widen_factor: float = 1.0,
-                 out_indices: Sequence[int] = (1, 2, 3, 5),
+                 out_indices: Sequence[int] = (1, 2, 3, 4),
                  frozen_stages: int = -1,
                  norm_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
@@ -390,6 +395,9 @@ class GhostNet(GhostBackboneBase):
                 nn.Sequential(ConvBnAct(channels, out, 1, norm_cfg, deploy)))
         self._record_tap(len(blocks) - 1, out, stride)
         self.blocks = nn.Sequential(*blocks)
+
+        # Frozen stages and those past the last tap: no gradient
+        self._freeze_stages()
 
     def _make_bottleneck(self, index: int, *args, **kwargs) -> nn.Module:
         """The ``index``-th bottleneck of the table (counted from 0)."""

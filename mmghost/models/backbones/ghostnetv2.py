@@ -161,7 +161,11 @@ class GhostNetV2(GhostNet):
             ``make_divisible(c * widen_factor, 4)``. ImageNet weights are
             published for 1.0, 1.3 and 1.6. Default: 1.0.
         out_indices (Sequence[int]): Stages whose outputs ``forward``
-            returns. Default: (1, 2, 3, 5), as for GhostNet.
+            returns. Default: (1, 2, 3, 4), the stage ends, as for
+            GhostNet; stage 5 (the final 1x1 conv) stays selectable.
+            ``forward`` stops after the highest stage listed; the stages
+            after it are built but not trainable (``requires_grad=False``,
+            re-applied by ``train()``).
         frozen_stages (int): Freeze stages 0..k (-1: none). Default: -1.
         norm_cfg (dict): Norm layers: BN, SyncBN or GN (whose ``num_groups``
             must divide every norm layer's channels). Default: BN.

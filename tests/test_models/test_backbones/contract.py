@@ -13,9 +13,11 @@ from copy import deepcopy
 
 import pytest
 import torch
+import torch.distributed as torch_dist
 from mmengine.analysis import FlopAnalyzer
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.parallel import DistributedDataParallel
 
 import mmghost  # noqa: F401  (registers the backbones)
 
@@ -152,15 +154,18 @@ class GhostBackboneContract:
         assert bns and all(torch.all(m.weight == 1) for m in bns)
 
     @pytest.mark.parametrize('frozen', [-1, 0, 2, 5])
-    def test_frozen_stages(self, frozen):
-        model = self.build(frozen_stages=frozen)
+    @pytest.mark.parametrize('out_indices', [ALL_STAGES, (1, 2)])
+    def test_frozen_stages(self, frozen, out_indices):
+        # frozen: eval mode and no gradient; past the last tap: no gradient
+        model = self.build(frozen_stages=frozen, out_indices=out_indices)
+        last = out_indices[-1]
         assert model.train() is model
         for stage in range(6):
             for module in model.stage_modules(stage):
                 params = list(module.parameters())
                 assert params
                 for p in params:
-                    assert p.requires_grad == (stage > frozen)
+                    assert p.requires_grad == (frozen < stage <= last)
                 for m in module.modules():
                     if isinstance(m, _BatchNorm):
                         assert m.training == (stage > frozen)
@@ -169,6 +174,47 @@ class GhostBackboneContract:
         assert stem_norm.training == (frozen < 0)
         assert stem_conv.weight.requires_grad == (frozen < 0)
 
+    def test_untapped_stages_untrainable_from_construction(self):
+        # before train(): an optimizer or DDP wrapper built on the fresh
+        # model must already see the stages past the last tap as frozen
+        model = self.build(out_indices=(1, 2, 3))
+        trainable = {n for n, p in model.named_parameters()
+                     if p.requires_grad}
+        assert trainable == self.stage_parameter_names(model, range(4))
+        # and train() puts it back if something switched them on
+        model.requires_grad_(True)
+        model.train()
+        assert {n for n, p in model.named_parameters()
+                if p.requires_grad} == trainable
+
+    @staticmethod
+    def stage_parameter_names(model, stages):
+        modules = [m for s in stages for m in model.stage_modules(s)]
+        ids = {id(p) for m in modules for p in m.parameters()}
+        return {n for n, p in model.named_parameters() if id(p) in ids}
+
+    @pytest.mark.parametrize('out_indices', [None, (0, ), (1, 2, 3),
+                                             (2, 5)])
+    def test_stages_past_last_tap_not_executed(self, out_indices):
+        kwargs = {} if out_indices is None else dict(out_indices=out_indices)
+        model = self.build(**kwargs).eval()
+        last = model.out_indices[-1]
+        calls = {stage: 0 for stage in range(6)}
+
+        def count(stage):
+            def hook(module, args, output):
+                calls[stage] += 1
+            return hook
+
+        for stage in range(6):
+            for module in model.stage_modules(stage):
+                for m in module.modules():
+                    m.register_forward_hook(count(stage))
+        with torch.no_grad():
+            outs = model(torch.randn(1, 3, 64, 64))
+        assert len(outs) == len(model.out_indices)
+        assert [s for s in range(6) if calls[s]] == list(range(last + 1))
+
     def test_norm_eval(self):
         model = self.build(norm_eval=True)
         model.train()
@@ -176,12 +222,39 @@ class GhostBackboneContract:
         assert bns and not any(m.training for m in bns)
         assert model.training
 
-    def test_every_parameter_gets_gradient(self):
-        model = self.build().train()
+    @pytest.mark.parametrize('out_indices', [None, (1, 2, 3)])
+    def test_every_trainable_parameter_gets_gradient(self, out_indices):
+        # trainable is exactly what runs: stages 0 up to the last tap (all
+        # of it: attention branches and SE included)
+        kwargs = {} if out_indices is None else dict(out_indices=out_indices)
+        model = self.build(**kwargs).train()
+        run = range(model.out_indices[-1] + 1)
+        trainable = {n for n, p in model.named_parameters()
+                     if p.requires_grad}
+        assert trainable == self.stage_parameter_names(model, run)
         outs = model(torch.randn(2, 3, 64, 64))
         sum(o.mean() for o in outs).backward()
-        missing = [n for n, p in model.named_parameters() if p.grad is None]
-        assert not missing
+        with_grad = {n for n, p in model.named_parameters()
+                     if p.grad is not None}
+        assert with_grad == trainable
+
+    def test_ddp_needs_no_find_unused_parameters(self, tmp_path):
+        # DDP registers the parameters that require grad when it wraps the
+        # model (mmengine wraps before train()) and, from the second
+        # iteration on, fails if one of them got no gradient; one gloo
+        # process is enough to see it
+        torch_dist.init_process_group(
+            'gloo', init_method=f'file://{tmp_path}/store', rank=0,
+            world_size=1)
+        try:
+            model = DistributedDataParallel(
+                self.build(frozen_stages=0, out_indices=(1, 2, 3)))
+            model.train()
+            for _ in range(2):
+                outs = model(torch.randn(2, 3, 64, 64))
+                sum(o.mean() for o in outs).backward()
+        finally:
+            torch_dist.destroy_process_group()
 
     def test_with_cp_matches_plain(self):
         torch.manual_seed(0)
@@ -196,6 +269,9 @@ class GhostBackboneContract:
         sum(o.square().mean() for o in outs_cp).backward()
         grads_cp = dict(ckpt.named_parameters())
         for name, p in plain.named_parameters():
+            if not p.requires_grad:  # a stage past the last tap
+                assert grads_cp[name].grad is None, name
+                continue
             assert grads_cp[name].grad is not None, name
             torch.testing.assert_close(
                 p.grad, grads_cp[name].grad, rtol=1e-4, atol=1e-6)

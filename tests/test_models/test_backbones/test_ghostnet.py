@@ -4,7 +4,8 @@ import torch
 import torch.nn as nn
 from mmengine.model.utils import revert_sync_batchnorm
 
-from tests.test_models.test_backbones.contract import (GhostBackboneContract,
+from tests.test_models.test_backbones.contract import (ALL_STAGES,
+                                                       GhostBackboneContract,
                                                        conv_linear_mflops,
                                                        fake_checkpoint)
 
@@ -24,13 +25,14 @@ class TestGhostNet(GhostBackboneContract):
     a_released_key = 'blocks.3.0.se.conv_reduce.weight'
 
     def test_default_out_indices(self):
+        # the paper's FPN taps: the last block of each stride 4/8/16/32
         model = self.build(widen_factor=1.1)
-        assert model.out_indices == (1, 2, 3, 5)
-        assert model.out_channels == (28, 44, 124, 1056)
+        assert model.out_indices == (1, 2, 3, 4)
+        assert model.out_channels == (28, 44, 124, 176)
         model.eval()
         with torch.no_grad():
             outs = model(torch.randn(2, 3, 64, 64))
-        assert [o.shape[1] for o in outs] == [28, 44, 124, 1056]
+        assert [o.shape[1] for o in outs] == [28, 44, 124, 176]
         assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
 
     def test_pretrained_under_prefix(self, tmp_path):
@@ -81,9 +83,15 @@ class TestGhostNet(GhostBackboneContract):
 
     @pytest.mark.parametrize('width, paper_mflops', [(1.1, 164), (1.0, 139)])
     def test_flops_match_paper(self, width, paper_mflops):
-        # the detection backbone through stage 5 at 224x224: the paper's
-        # 164M for 1.1x; 139M at 1.0x (its 141M adds the classifier head)
-        mflops, flops = conv_linear_mflops(self.build(widen_factor=width))
+        # the backbone through stage 5 at 224x224: the paper's 164M for
+        # 1.1x; 139M at 1.0x (its 141M adds the classifier head)
+        mflops, flops = conv_linear_mflops(
+            self.build(widen_factor=width, out_indices=ALL_STAGES))
         assert mflops == pytest.approx(paper_mflops, rel=0.01)
         # mmengine's total also counts norm and pooling ops
         assert flops.total() / 1e6 > mflops
+        # the default taps end at stage 4: stage 5's 1x1 conv at 7x7 is
+        # not computed
+        c4, c5 = self.stage_channels[width][4:]
+        taps_mflops, _ = conv_linear_mflops(self.build(widen_factor=width))
+        assert taps_mflops == pytest.approx(mflops - c4 * c5 * 7 * 7 / 1e6)

@@ -55,12 +55,12 @@ class TestGhostNetV2(GhostBackboneContract):
 
     def test_default_out_indices(self):
         model = self.build()
-        assert model.out_indices == (1, 2, 3, 5)
-        assert model.out_channels == (24, 40, 112, 960)
+        assert model.out_indices == (1, 2, 3, 4)
+        assert model.out_channels == (24, 40, 112, 160)
         model.eval()
         with torch.no_grad():
             outs = model(torch.randn(2, 3, 64, 64))
-        assert [o.shape[1] for o in outs] == [24, 40, 112, 960]
+        assert [o.shape[1] for o in outs] == [24, 40, 112, 160]
         assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
 
     def test_dfc_gate(self):
@@ -109,12 +109,6 @@ class TestGhostNetV2(GhostBackboneContract):
                            match=r'GhostNetV2\(widen_factor=1\.0\).*missing '
                            r'keys: blocks\.2\.0\.ghost1\.short_conv\.0'):
             model.init_weights()
-
-    def test_every_parameter_gets_gradient(self):
-        super().test_every_parameter_gets_gradient()
-        # ... DFC attention's included
-        assert any('short_conv' in n
-                   for n, _ in self.build().named_parameters())
 
     def test_gn(self):
         model = self.build(norm_cfg=dict(type='GN', num_groups=4))
