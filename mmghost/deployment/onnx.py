@@ -28,7 +28,6 @@ PyTorch.
 """
 import copy
 import importlib
-import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -40,6 +39,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+
+from .parity import compare_outputs
 
 __all__ = [
     'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx', 'OnnxCheck',
@@ -205,6 +206,17 @@ def _round_up(x: int, divisor: int) -> int:
     return -(-x // divisor) * divisor
 
 
+def _fit_size(img_shape: Tuple[int, int],
+              shape: Tuple[int, int]) -> Tuple[int, int]:
+    """(w, h) of an ``img_shape`` (h, w) picture scaled to fit inside
+    ``shape`` (H, W), aspect ratio kept."""
+    h, w = img_shape
+    height, width = shape
+    factor = min(height / h, width / w)
+    return (min(width, max(1, int(w * factor + 0.5))),
+            min(height, max(1, int(h * factor + 0.5))))
+
+
 def preprocess_images(model: nn.Module,
                       image_files: Sequence[str],
                       shape: Tuple[int, int],
@@ -212,26 +224,36 @@ def preprocess_images(model: nn.Module,
     """A batch of ``image_files`` as the exported graph takes it.
 
     Each image goes through the config's test pipeline with its ``Resize``
-    set to fit ``shape`` (H, W) keeping the aspect ratio, then through the
+    set to fit the whole picture inside ``shape`` (H, W): scaled by
+    ``min(H / h, W / w)``, aspect ratio kept, nothing cropped (a keep-ratio
+    ``Resize`` reads a ``scale`` as long and short edge, whatever its order,
+    so a portrait ``shape`` would not hold a landscape picture). Then the
     model's ``data_preprocessor`` (BGR to RGB, normalisation, padding to its
     ``pad_size_divisor``). With ``pad_to_shape`` the batch is padded further,
     like the preprocessor pads, to ``shape`` rounded up to that divisor.
     """
     height, width = shape
-    pipeline = []
+    before, resize, after = [], None, []
     for transform in copy.deepcopy(model.cfg.test_dataloader.dataset.pipeline):
         if transform['type'] in ('LoadAnnotations', 'mmdet.LoadAnnotations'):
             continue
-        if transform['type'] in ('Resize', 'mmdet.Resize'):
-            transform['scale'] = (width, height)  # mmdet scales are (w, h)
-            transform['keep_ratio'] = True
-            transform.pop('scale_factor', None)
-        pipeline.append(transform)
-    if not any(t['type'] in ('Resize', 'mmdet.Resize') for t in pipeline):
+        if resize is None and transform['type'] in ('Resize', 'mmdet.Resize'):
+            resize = transform
+            resize.pop('scale_factor', None)
+            resize['keep_ratio'] = False  # the size below keeps the ratio
+            continue
+        (before if resize is None else after).append(transform)
+    if resize is None:
         raise ValueError('the test pipeline of the config has no Resize to '
                          'set the image size with')
-    pipeline = Compose(pipeline)
-    data = pseudo_collate([pipeline(dict(img_path=f)) for f in image_files])
+    load, finish = Compose(before), Compose(after)
+    samples = []
+    for f in image_files:
+        results = load(dict(img_path=f))
+        size = _fit_size(results['img'].shape[:2], (height, width))
+        results = Compose([dict(resize, scale=size)])(results)
+        samples.append(finish(results))
+    data = pseudo_collate(samples)
     with torch.no_grad():
         inputs = model.data_preprocessor(data, training=False)['inputs']
     if pad_to_shape:
@@ -375,7 +397,12 @@ def check_onnx(onnx_file: str,
                inputs: Sequence[Tuple[str, torch.Tensor]],
                tol: float = TOLERANCE) -> OnnxCheck:
     """Run ``onnx_file`` in onnxruntime on each ``(label, batch)`` of
-    ``inputs`` and compare every output with ``module`` in PyTorch."""
+    ``inputs`` and compare every output with ``module`` in PyTorch.
+
+    :class:`~mmghost.deployment.parity.ParityError` (a ``ValueError``)
+    names the output and the input where the two disagree in number of
+    outputs or shape, or where either holds a NaN or an infinity.
+    """
     ort = _require('onnxruntime')
     session = ort.InferenceSession(
         onnx_file, providers=['CPUExecutionProvider'])
@@ -388,19 +415,15 @@ def check_onnx(onnx_file: str,
         with torch.no_grad():
             expected = module(batch)
         got = session.run(None, {input_name: batch.numpy()})
-        if len(got) != len(expected):
-            raise ValueError(f'{osp.basename(onnx_file)} has {len(got)} '
-                             f'outputs, the PyTorch module {len(expected)}')
         result.inputs.append((label, tuple(batch.shape)))
-        for name, ort_out, torch_out in zip(names, got, expected):
-            torch_out = torch_out.numpy()
-            if ort_out.shape != torch_out.shape:
-                raise ValueError(
-                    f'output {name} on input {label} {tuple(batch.shape)}: '
-                    f'onnxruntime shape {ort_out.shape}, PyTorch '
-                    f'{torch_out.shape}')
-            scale = max(float(abs(torch_out).max()), 1e-12)
-            err = float(abs(ort_out - torch_out).max()) / scale
-            result.errors[name] = max(result.errors.get(name, 0.0), err)
+        errors = compare_outputs(
+            names,
+            got,
+            expected,
+            input_label=f'{label} {tuple(batch.shape)}',
+            runtime='onnxruntime')
+        for name, torch_out in zip(names, expected):
+            result.errors[name] = max(result.errors.get(name, 0.0),
+                                      errors[name])
             result.shapes.setdefault(name, tuple(torch_out.shape))
     return result

@@ -11,9 +11,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmghost.deployment import (GroupedOutputs, build_model, check_inputs,
-                                check_onnx, export_onnx, list_images,
-                                preprocess_images, wrap_for_onnx)
+from mmghost.deployment import (BackboneForOnnx, GroupedOutputs,
+                                build_model, check_inputs, check_onnx,
+                                export_onnx, list_images, preprocess_images,
+                                wrap_for_onnx)
 from tests.test_deployment.demo_checkpoint import (DEMO_IMAGES,
                                                    RETINANET_DEMO, run_tool,
                                                    trained_checkpoint)
@@ -276,3 +277,33 @@ def test_faster_rcnn_export_stops_at_the_rpn(images, tmp_path):
             rpn.num_base_priors * 4)
         assert result.shapes[f'feat_{lvl}'][1] == (
             detector.neck.out_channels)
+
+
+def test_ghostnetv2_backbone_export(tmp_path):
+    """GhostNetV2's DFC attention (pooling, then nearest upsampling back to
+    the map's size) exports with dynamic height and width and matches
+    PyTorch at sizes the export never saw, odd ones included. Stages 0-2
+    (DFC from blocks.2 on) keep the export to seconds."""
+    from mmdet.registry import MODELS
+    torch.manual_seed(0)
+    backbone = MODELS.build(dict(type='GhostNetV2', out_indices=(1, 2)))
+    assert any(hasattr(m, 'short_conv') for m in backbone.blocks[2].modules())
+    backbone.eval()
+    for m in backbone.modules():  # non-trivial statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    module = BackboneForOnnx(backbone).eval()
+    out = str(tmp_path / 'ghostnetv2.onnx')
+    names = export_onnx(module, torch.randn(2, 3, 64, 64), out)
+    assert names == [f'feat_{i}' for i in range(len(backbone.out_indices))]
+    inputs = [('1 image, 96x128', torch.randn(1, 3, 96, 128)),
+              ('3 images, 65x97', torch.randn(3, 3, 65, 97))]
+    result = check_onnx(out, module, inputs)
+    assert result.ok, result.table()
+    session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    feats = session.run(None, {'inputs': inputs[1][1].numpy()})
+    assert [f.shape for f in feats] == [
+        (3, c, math.ceil(65 / s), math.ceil(97 / s))
+        for c, s in zip(backbone.out_channels, backbone.out_strides)
+    ]

@@ -16,7 +16,8 @@ RoIAlign); with ``--part backbone``, the backbone's ``feat_{i}``.
 Unless ``--no-check``, the file then runs in onnxruntime on real images at
 three batch sizes and image sizes (one the export's, two others) and every
 output is compared with PyTorch; the tool exits with 1 if
-max |ort - torch| / max |torch| exceeds ``--tol`` (1e-4) for any output.
+max |ort - torch| / max |torch| exceeds ``--tol`` (1e-4) for any output, or
+if either side returns a NaN or an infinity.
 
 ``--pad-channels 8`` (16 on AVX-512 CPUs) exports a GhostNet backbone in
 deploy mode with every intermediate width padded to a multiple of 8 by
@@ -38,6 +39,7 @@ import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
 from mmghost.deployment import (build_model, check_inputs, check_onnx,
                                 export_onnx, list_images, wrap_for_onnx)
 from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
+from mmghost.deployment.parity import ParityError
 
 NUM_CHECK_IMAGES = 3
 
@@ -160,7 +162,10 @@ def main():
     print(f'check on {len(images)} real image{"s" * (len(images) > 1)} '
           f'({", ".join(osp.basename(f) for f in images)}), onnxruntime vs '
           'PyTorch:')
-    result = check_onnx(args.out, module, inputs, tol=args.tol)
+    try:
+        result = check_onnx(args.out, module, inputs, tol=args.tol)
+    except ParityError as e:
+        raise SystemExit(f'check FAILED: {e}')
     print(result.table())
     if not result.ok:
         sys.exit(1)
