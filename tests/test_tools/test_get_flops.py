@@ -38,3 +38,16 @@ def test_detector_without_dataset(tmp_path):
     assert params == pytest.approx(3.22, abs=0.01)
     det_paper, _, _ = counts(proc.stdout, 'FasterRCNN (tensor mode)')
     assert det_paper > paper
+
+
+@pytest.mark.parametrize('shape', [('3', '320', '320'), ('16', '320')])
+def test_a_wrong_shape_is_one_sentence(shape):
+    proc = run_tool('tools/analysis_tools/get_flops.py',
+                    'configs/retinanet_ghostnet_fpn.py', '--shape', *shape,
+                    check=False)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'get_flops.py: error: --shape {" ".join(shape)}: give the input '
+        'size as H W (or S for S x S), each at least 32; the 3 colour '
+        'channels are implied')

@@ -19,6 +19,8 @@ from mmengine.registry import init_default_scope
 import mmghost  # noqa: F401
 from mmghost.analysis import ImageNetClassifier, TensorMode, complexity
 
+MIN_SIZE = 32  # pixels: one cell of a stride-32 feature map
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,14 +30,21 @@ def parse_args():
         type=int,
         nargs='+',
         default=None,
-        help='input H W (default: 800 1333 for detectors, 224 224 with '
-        '--classifier)')
+        metavar='SIZE',
+        help='input H W, or S for S x S (default: 800 1333 for detectors, '
+        '224 224 with --classifier)')
     parser.add_argument(
         '--classifier',
         action='store_true',
         help='count the backbone with its ImageNet classifier head')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.shape is not None and (len(args.shape) > 2
+                                   or min(args.shape) < MIN_SIZE):
+        parser.error(f"--shape {' '.join(map(str, args.shape))}: give the "
+                     'input size as H W (or S for S x S), each at least '
+                     f'{MIN_SIZE}; the 3 colour channels are implied')
+    return args
 
 
 def build(cfg):
