@@ -18,8 +18,12 @@ import time
 
 import pytest
 import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from torch.utils.data import DataLoader
 
-from mmghost.engine import atomic_write_text, find_resume_checkpoint
+from mmghost.engine import (SafeRunner, atomic_write_text, checkpointing,
+                            find_resume_checkpoint)
 from mmghost.engine.checkpointing import resume_problem
 from tests.test_engine.helpers import ROOT, env
 
@@ -134,3 +138,47 @@ def test_atomic_write_text_keeps_old_content_on_failure(tmp_path,
     atomic_write_text(path, '/work/epoch_2.pth')
     assert open(path).read() == '/work/epoch_2.pth'
     assert os.listdir(osp.dirname(path)) == ['last_checkpoint']
+
+
+class Tiny(BaseModel):
+    """One small linear layer: a run of a few iterations in a second."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.fc(torch.stack(inputs))
+        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+
+def test_checkpoint_hook_writes_last_checkpoint_through_atomic_write(
+        tmp_path, monkeypatch):
+    """The function tested above is what a real run's checkpoint hook uses:
+    each save's last_checkpoint goes through it, and through nothing else."""
+    calls = []
+    real = checkpointing.atomic_write_text
+
+    def spy(path, text):
+        calls.append((path, text))
+        real(path, text)
+
+    monkeypatch.setattr(checkpointing, 'atomic_write_text', spy)
+    work_dir = tmp_path / 'work'
+    runner = SafeRunner(
+        model=Tiny(),
+        work_dir=str(work_dir),
+        train_dataloader=DataLoader(
+            [torch.randn(4) for _ in range(2)], batch_size=2,
+            collate_fn=lambda batch: dict(inputs=batch)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        default_scope='mmengine')
+    runner.train()
+    last = str(work_dir / 'last_checkpoint')
+    assert calls == [(last, str(work_dir / 'epoch_1.pth')),
+                     (last, str(work_dir / 'epoch_2.pth'))]
+    assert (work_dir / 'last_checkpoint').read_text() == str(
+        work_dir / 'epoch_2.pth')

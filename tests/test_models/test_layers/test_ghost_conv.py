@@ -1,5 +1,7 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
 """conv_cfg=dict(type='GhostConv') through mmcv's ConvModule."""
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -61,3 +63,77 @@ def test_inside_conv_module():
 def test_groups_rejected():
     with pytest.raises(ValueError, match='groups must be 1, got groups=4'):
         build_conv_layer(dict(type='GhostConv'), 8, 16, 3, groups=4)
+
+
+@pytest.mark.parametrize('out, stride, dilation, bias', [(16, 1, 1, True),
+                                                         (15, 2, 1, False),
+                                                         (12, 1, 2, True)])
+def test_equals_a_hand_built_primary_and_cheap_pair(out, stride, dilation,
+                                                    bias):
+    """The paper's Ghost module: a primary conv to ceil(out/2) channels,
+    a depthwise 3x3 on its output, both concatenated and cut to out."""
+    torch.manual_seed(0)
+    cin, k = 8, 3
+    half = math.ceil(out / 2)
+    primary = nn.Conv2d(cin, half, k, stride, padding=dilation,
+                        dilation=dilation, bias=bias)
+    cheap = nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=bias)
+    ghost = build_conv_layer(
+        dict(type='GhostConv'), cin, out, k, stride=stride, padding=dilation,
+        dilation=dilation, bias=bias)
+    # strict: these two convs are all the parameters there are
+    weights = {'primary_conv.0.weight': primary.weight,
+               'cheap_operation.0.weight': cheap.weight}
+    if bias:
+        weights.update({'primary_conv.0.bias': primary.bias,
+                        'cheap_operation.0.bias': cheap.bias})
+    ghost.load_state_dict(weights)
+    x = torch.randn(2, cin, 19, 23)
+    with torch.no_grad():
+        y = primary(x)
+        expected = torch.cat([y, cheap(y)], dim=1)[:, :out]
+        torch.testing.assert_close(ghost(x), expected)
+
+
+GHOSTCONV_CONFIGS = ['configs/retinanet_ghostnet_fpn_ghostconv.py',
+                     'configs/faster-rcnn_ghostnet_fpn_ghostconv.py']
+
+
+@pytest.mark.parametrize('config', GHOSTCONV_CONFIGS)
+def test_placement_follows_the_config(config):
+    """Where a config part sets conv_cfg=dict(type='GhostConv'), each of its
+    k>1 ConvModule convs is a GhostConv2d and each 1x1 stays dense; the
+    parts that do not set it hold no GhostConv2d."""
+    from mmengine.config import Config
+
+    from tests.utils import build_detector
+    cfg = Config.fromfile(config)
+    model = build_detector(cfg)
+    parts = [name for name in ('neck', 'bbox_head', 'rpn_head', 'roi_head')
+             if name in cfg.model]
+    ghost_parts = [name for name in parts
+                   if cfg.model[name].get('conv_cfg') == dict(
+                       type='GhostConv')]
+    assert 'neck' in ghost_parts
+    for name in ['backbone'] + parts:
+        part = getattr(model, name)
+        convs = [m.conv for m in part.modules() if isinstance(m, ConvModule)]
+        ghosts = [m for m in part.modules() if isinstance(m, GhostConv2d)]
+        if name not in ghost_parts:
+            assert not ghosts, name
+            continue
+        assert convs, name
+        for conv in convs:
+            assert isinstance(conv, GhostConv2d) == (
+                conv.kernel_size != (1, 1)), (name, conv)
+        assert len(ghosts) == sum(c.kernel_size != (1, 1) for c in convs)
+    # the FPN's output convs, extra levels included, are Ghost modules
+    assert all(isinstance(m.conv, GhostConv2d) for m in model.neck.fpn_convs)
+    neck = cfg.model.neck
+    levels = len(neck.in_channels) - neck.get('start_level', 0)
+    assert len(model.neck.fpn_convs) == (
+        neck.num_outs if neck.get('add_extra_convs') else levels)
+    if 'bbox_head' in ghost_parts:  # RetinaNet's stacked convs
+        head = model.bbox_head
+        assert [type(m.conv) for m in (*head.cls_convs, *head.reg_convs)
+                ] == [GhostConv2d] * (2 * cfg.model.bbox_head.stacked_convs)
