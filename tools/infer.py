@@ -3,9 +3,10 @@
 ``DetInferencer`` (the engine of mmdet's ``demo/image_demo.py``), with mmghost.
 
     python tools/infer.py IMAGE_OR_DIR [...] CONFIG CHECKPOINT
-        [--out-dir outputs] [--device cpu|cuda] [--score-thr 0.3]
-        [--batch-size 1] [--show] [--no-save-vis] [--no-save-pred]
-        [--print-result] [--palette ...] [--cfg-options K=V ...]
+        [--runtime pytorch|openvino] [--out-dir outputs] [--device cpu|cuda]
+        [--score-thr 0.3] [--batch-size 1] [--show] [--no-save-vis]
+        [--no-save-pred] [--print-result] [--palette ...]
+        [--cfg-options K=V ...]
 
 Writes, as ``DetInferencer`` does:
 
@@ -17,6 +18,13 @@ Writes, as ``DetInferencer`` does:
   "bboxes": [[x1, y1, x2, y2], ...]}`` in the pixels of the original image,
   highest score first; the class index points into the checkpoint's
   ``dataset_meta['classes']``.
+
+With ``--runtime openvino`` the CHECKPOINT is the ``model.xml`` of an
+export directory (``tools/deployment/export_openvino.py``, FP32 or INT8):
+OpenVINO runs the network on the CPU, and the detector's own head
+post-processing (``bbox_head.predict_by_feat``: anchors, box decoding,
+``test_cfg``, NMS) turns its raw outputs into the same pictures and JSON.
+Single-stage detectors only (a two-stage IR stops at the RPN).
 """
 import argparse
 import os.path as osp
@@ -35,7 +43,16 @@ def parse_args():
     parser.add_argument(
         'inputs', nargs='+', help='image files and/or folders of images')
     parser.add_argument('config', help='config file of the model')
-    parser.add_argument('checkpoint', help='checkpoint file of the model')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file of the model; with --runtime openvino, the '
+        'model.xml of an export directory')
+    parser.add_argument(
+        '--runtime',
+        choices=['pytorch', 'openvino'],
+        default='pytorch',
+        help='what runs the network: PyTorch on --device, or OpenVINO on the '
+        'CPU (needs the [openvino] extra)')
     parser.add_argument(
         '--out-dir',
         default='outputs',
@@ -92,11 +109,19 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
 
-    inferencer = DetInferencer(
-        model=cfg,
-        weights=args.checkpoint,
-        device=args.device,
-        palette=args.palette)
+    if args.runtime == 'openvino':
+        from mmghost.deployment.openvino import OpenVINOInferencer
+        try:
+            inferencer = OpenVINOInferencer(
+                args.checkpoint, cfg=cfg, palette=args.palette)
+        except (OSError, ValueError) as e:
+            raise SystemExit(str(e))
+    else:
+        inferencer = DetInferencer(
+            model=cfg,
+            weights=args.checkpoint,
+            device=args.device,
+            palette=args.palette)
     inferencer(
         images,
         batch_size=args.batch_size,

@@ -5,13 +5,13 @@
 ``onnxruntime`` only when it exports or checks, so this package imports
 without the optional extra (``pip install -e .[onnx]``).
 """
-from .inputs import list_images
+from .inputs import config_images_dir, list_images
 from .onnx import (BackboneForOnnx, DetectorForOnnx, GroupedOutputs,
                    OnnxCheck, build_model, check_inputs, check_onnx,
                    export_onnx, preprocess_images, wrap_for_onnx)
 
 __all__ = [
-    'list_images', 'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx',
-    'OnnxCheck', 'build_model', 'check_inputs', 'check_onnx', 'export_onnx',
-    'preprocess_images', 'wrap_for_onnx'
+    'list_images', 'config_images_dir', 'GroupedOutputs', 'BackboneForOnnx',
+    'DetectorForOnnx', 'OnnxCheck', 'build_model', 'check_inputs',
+    'check_onnx', 'export_onnx', 'preprocess_images', 'wrap_for_onnx'
 ]

@@ -5,8 +5,9 @@ import os.path as osp
 from typing import List, Sequence, Union
 
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS
+from mmengine.config import Config
 
-__all__ = ['list_images', 'IMG_EXTENSIONS']
+__all__ = ['list_images', 'config_images_dir', 'IMG_EXTENSIONS']
 
 
 def list_images(paths: Union[str, Sequence[str]]) -> List[str]:
@@ -43,3 +44,12 @@ def list_images(paths: Union[str, Sequence[str]]) -> List[str]:
     if not images:
         raise ValueError('no images given')
     return images
+
+
+def config_images_dir(cfg: Config) -> str:
+    """The image folder of the config's test set."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # RepeatDataset and friends
+        dataset = dataset.dataset
+    prefix = dataset.get('data_prefix', {}).get('img', '')
+    return osp.join(dataset.get('data_root', '') or '', prefix)

@@ -33,11 +33,12 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
 from mmghost.deployment import (build_model, check_inputs, check_onnx,
-                                export_onnx, list_images, wrap_for_onnx)
+                                config_images_dir, export_onnx, list_images,
+                                wrap_for_onnx)
 from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
 from mmghost.deployment.parity import ParityError
 
@@ -100,15 +101,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def test_images_dir(cfg: Config) -> str:
-    """The image folder of the config's test set."""
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:  # RepeatDataset and friends
-        dataset = dataset.dataset
-    prefix = dataset.get('data_prefix', {}).get('img', '')
-    return osp.join(dataset.get('data_root', '') or '', prefix)
-
-
 def pad_backbone(model, multiple: int):
     backbone = model.backbone
     if not hasattr(backbone, 'pad_channels'):
@@ -137,7 +129,7 @@ def main():
     except ValueError as e:
         raise SystemExit(str(e))
     try:
-        images = list_images(args.images or test_images_dir(model.cfg))
+        images = list_images(args.images or config_images_dir(model.cfg))
     except (OSError, ValueError) as e:
         hint = '' if args.images else ' (pass --images DIR_OR_FILES)'
         raise SystemExit(f'{e}{hint}')
