@@ -17,18 +17,17 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-WAIT = 60  # s, for a signal sent to the launcher to come back
+WAIT = 60  # s, for the signal to reach the main thread's handler
 
 
 @HOOKS.register_module()
 class SignalAtIter(Hook):
-    """Send signal ``send`` (a name) at the end of iteration ``at`` (counted
-    from 1) on rank ``rank``, to this process (``to='self'``) or to the
-    torchrun launcher (``to='parent'``, which forwards it to every rank),
-    and wait until this process's :class:`~mmghost.engine.PreemptionHook`
-    has it. With ``again_in_save`` (a name), send that signal to this
-    process when the stop's checkpoint is about to be written, after
-    saying so in ``signal_in_save.txt`` in the work dir.
+    """Send signal ``send`` (a name) to this process at the end of
+    iteration ``at`` (counted from 1) on rank ``rank``, and wait until its
+    :class:`~mmghost.engine.PreemptionHook` has it (another thread may take
+    the signal first). With ``again_in_save`` (a name), send that signal
+    to this process when the stop's checkpoint is about to be written,
+    after saying so in ``signal_in_save.txt`` in the work dir.
 
     Every rank appends the iterations it finished to
     ``iters_rank{r}.txt`` in the work dir.
@@ -40,14 +39,10 @@ class SignalAtIter(Hook):
                  at: Optional[int] = None,
                  send: str = 'SIGTERM',
                  rank: int = 0,
-                 to: str = 'self',
                  again_in_save: Optional[str] = None):
-        if to not in ('self', 'parent'):
-            raise ValueError(f"to must be 'self' or 'parent', not {to!r}")
         self.at = at
         self.send = signal.Signals[send]
         self.rank = rank
-        self.to = to
         self.again_in_save = (None if again_in_save is None else
                               signal.Signals[again_in_save])
 
@@ -62,8 +57,7 @@ class SignalAtIter(Hook):
             f.write(f'{iteration}\n')
         if iteration != self.at or get_rank() != self.rank:
             return
-        os.kill(os.getppid() if self.to == 'parent' else os.getpid(),
-                self.send)
+        os.kill(os.getpid(), self.send)
         deadline = time.monotonic() + WAIT
         while runner.preemption.signum is None:
             if time.monotonic() > deadline:

@@ -7,8 +7,8 @@ test hook (:mod:`tests.test_engine.signal_hooks`), which also records the
 iterations each rank finished. A run stopped inside an epoch and resumed
 must end like an uninterrupted one: the same iterations, optimizer steps
 and weights. A second signal while the stop's checkpoint is written must
-leave it complete; two gloo processes stopped through their launcher must
-stop after the same iteration and resume to the same step count.
+leave it complete; two gloo processes, one of them signalled, must stop
+after the same iteration and resume to the same step count.
 """
 import os
 import os.path as osp
@@ -17,15 +17,20 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 
 import pytest
 import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
 
-from mmghost.engine import Preempted, PreemptionHook
+from mmghost.engine import Preempted, PreemptionHook, SafeRunner
 from mmghost.engine.checkpointing import resume_problem
-from tests.test_engine.helpers import (DATA, DEMO, ROOT, TOOLS, demo_options,
-                                       load, log_text, run, train_cmd)
+from tests.test_engine.helpers import (DATA, DEMO, ROOT, TIMEOUT, TOOLS,
+                                       demo_options, env, load, log_text, run,
+                                       train_cmd)
+from tests.test_engine.signal_hooks import SignalAtIter
 
 EPOCHS = 2
 ITERS = 5  # per epoch: 10 person images x times=2, batches of 4
@@ -137,6 +142,21 @@ def test_resume_ends_like_the_uninterrupted_run(stopped, reference,
             ours['state_dict'][key], value, atol=1e-5, rtol=0, msg=key)
 
 
+def run_group(cmd, cwd, **env_extra):
+    """``run`` in a process group of its own, all of it killed at the
+    timeout: ranks that wait for each other outlive a killed launcher."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env(**env_extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -145,8 +165,8 @@ def free_port():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
 def test_two_processes_stop_together_and_resume(tmp_path):
-    """SIGTERM to torchrun reaches both ranks; they stop after the same
-    iteration, and the resumed run ends at one epoch's step count. Run
+    """SIGTERM to rank 1 alone stops both ranks after the same iteration,
+    rank 0 saves, and the resumed run ends at one epoch's step count. Run
     outside the repository, as ``test_dist_cpu.py`` explains."""
     work_dir = tmp_path / 'work'
     options = demo_options(times=2, epochs=1, data_root=DATA) + [
@@ -155,15 +175,16 @@ def test_two_processes_stop_together_and_resume(tmp_path):
 
     def dist_train(*args, **hook):
         config = signal_config(tmp_path, **hook)
-        return run(['bash', osp.join(TOOLS, 'dist_train.sh'), config, '2',
-                    '--work-dir', str(work_dir), *args,
-                    '--cfg-options', *options], cwd=tmp_path,
-                   PORT=free_port(), PYTHON=sys.executable, PYTHONPATH=ROOT)
+        return run_group(['bash', osp.join(TOOLS, 'dist_train.sh'), config,
+                          '2', '--work-dir', str(work_dir), *args,
+                          '--cfg-options', *options], cwd=tmp_path,
+                         PORT=free_port(), PYTHON=sys.executable,
+                         PYTHONPATH=ROOT)
 
-    # rank 1 signals the launcher at its iteration 2 and waits for the
-    # forwarded SIGTERM; rank 0 is then in its iteration 2 or waiting for
-    # rank 1 in the check after it
-    proc = dist_train(at=stop_at, rank=1, to='parent')
+    # rank 0, which saves, gets no signal: it learns of the stop from rank 1
+    # (a signal to torchrun reaches both ranks, usually in the same
+    # iteration, and would not show that they agree)
+    proc = dist_train(at=stop_at, rank=1)
     assert proc.returncode != 0
     checkpoint = work_dir / f'iter_{stop_at}.pth'
     assert re.search(
@@ -181,6 +202,60 @@ def test_two_processes_stop_together_and_resume(tmp_path):
     final = load(work_dir / 'epoch_1.pth')
     assert final['meta']['iter'] == 3
     assert optimizer_steps(final) == 3
+
+
+# -- in-process: a toy model, the signal handling ----------------------------
+class Recorder(BaseModel):
+    """A linear layer that records the dataset indices it trains on."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+        self.seen = []
+
+    def forward(self, inputs, idx, data_samples=None, mode='tensor'):
+        self.seen += idx.tolist()
+        out = self.fc(inputs)
+        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+
+def toy_runner(work_dir, seed, **kwargs):
+    data = [dict(inputs=torch.full((4, ), float(i)), idx=i)
+            for i in range(16)]
+    return SafeRunner(
+        model=Recorder(),
+        work_dir=str(work_dir),
+        experiment_name=f'toy_seed{seed}',
+        train_dataloader=dict(
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=2,  # 8 iterations an epoch
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1)),
+        randomness=dict(seed=seed),
+        default_scope='mmengine',
+        **kwargs)
+
+
+def test_resumed_epoch_meets_the_rest_of_its_batches(tmp_path):
+    """Stopped after 3 of epoch 2's 8 batches, the resumed run trains the
+    other 5, in the stopped run's shuffle: the resuming process has a seed
+    of its own (as every run without ``randomness.seed`` has)."""
+    first = toy_runner(tmp_path, seed=1, custom_hooks=[SignalAtIter(at=11)])
+    with pytest.raises(Preempted) as stop:
+        first.train()
+    assert stop.value.code == 143
+    seen = first.model.seen
+    assert len(seen) == 22 and sorted(seen[:16]) == list(range(16))
+
+    resumed = toy_runner(tmp_path, seed=2, resume=True)
+    resumed.train()
+    assert len(resumed.model.seen) == 10
+    assert sorted(seen[16:] + resumed.model.seen) == list(range(16))
 
 
 # -- the signal handling, in-process -----------------------------------------
