@@ -88,6 +88,15 @@ class TestMobileNetV3(GhostBackboneContract):
                            r"got arch='small'"):
             self.build(arch='small')
 
+    def test_gn_indivisible_names_layer(self):
+        # the first width 16 does not divide: features.2's projection to 24
+        with pytest.raises(ValueError,
+                           match=r"num_groups': 16} cannot normalise the 24 "
+                           r'channels of features\.2\.block\.2\.1:'):
+            self.build(norm_cfg=dict(type='GN', num_groups=16))
+        model = self.build(norm_cfg=dict(type='GN', num_groups=8))
+        assert any(isinstance(m, nn.GroupNorm) for m in model.modules())
+
     def test_pretrained_drops_classifier_only(self, tmp_path):
         keys = official_keys(FIXTURE)
         assert {k for k in keys if not k.startswith('features.')} == {
@@ -141,6 +150,7 @@ class TestMobileNetV3(GhostBackboneContract):
             nn.Linear, nn.Hardswish, nn.Dropout, nn.Linear
         ]
 
+    @pytest.mark.trains  # compares floats: run on every CPU kernel path
     def test_deploy_equals_eval_and_rebuilds(self):
         model = self.build(out_indices=ALL_STAGES)
         gen = torch.Generator().manual_seed(0)
