@@ -122,7 +122,6 @@ class InvertedResidual(nn.Module):
                  name: str,
                  deploy: bool = False):
         super().__init__()
-        self.with_shortcut = stride == 1 and in_channels == out_channels
         layers = []
 
         # Point-wise expansion
@@ -165,8 +164,13 @@ class InvertedResidual(nn.Module):
                 deploy=deploy))
         self.block = nn.Sequential(*layers)
 
+        # Shortcut: identity where the shape is kept
+        self.with_shortcut = stride == 1 and in_channels == out_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Expansion, depth-wise convolution, SE, projection
         out = self.block(x)
+
         # Shortcut
         return out + x if self.with_shortcut else out
 
@@ -182,7 +186,7 @@ class MobileNetV3(GhostBackboneBase):
     ===== ========================= ====== ===============
     stage modules                   stride channels at 1.0x
     ===== ========================= ====== ===============
-    0     stem ``features.0`` + 1   2      16
+    0     ``features.0-1`` (stem+1) 2      16
     1     ``features.2-3``          4      24
     2     ``features.4-6``          8      40
     3     ``features.7-12``         16     112
