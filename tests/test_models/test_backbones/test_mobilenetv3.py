@@ -52,6 +52,8 @@ class TestMobileNetV3(GhostBackboneContract):
         acts = {'RE': nn.ReLU, 'HS': nn.Hardswish}
         rows = model.arch_settings['large']
         assert len(model.features) == len(rows) + 2
+        # torchvision's bneck_conf: ReLU in features.1-6, hard-swish after
+        assert [row[4] for row in rows] == ['RE'] * 6 + ['HS'] * 9
         assert isinstance(model.features[0][2], nn.Hardswish)
         assert isinstance(model.features[-1][2], nn.Hardswish)
         in_channels = 16
