@@ -142,17 +142,20 @@ def test_resume_ends_like_the_uninterrupted_run(stopped, reference,
             ours['state_dict'][key], value, atol=1e-5, rtol=0, msg=key)
 
 
-def run_group(cmd, cwd, **env_extra):
-    """``run`` in a process group of its own, all of it killed at the
-    timeout: ranks that wait for each other outlive a killed launcher."""
+def run_launcher(cmd, cwd, **env_extra):
+    """``run`` for a torchrun launch that stops its ranks at the timeout.
+
+    The ranks run in sessions of their own, so killing the launcher would
+    leave ranks that wait for each other running: the launcher gets
+    SIGTERM, and kills its ranks when they have not stopped 30 s later."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env(**env_extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=120)
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
@@ -175,11 +178,11 @@ def test_two_processes_stop_together_and_resume(tmp_path):
 
     def dist_train(*args, **hook):
         config = signal_config(tmp_path, **hook)
-        return run_group(['bash', osp.join(TOOLS, 'dist_train.sh'), config,
-                          '2', '--work-dir', str(work_dir), *args,
-                          '--cfg-options', *options], cwd=tmp_path,
-                         PORT=free_port(), PYTHON=sys.executable,
-                         PYTHONPATH=ROOT)
+        return run_launcher(['bash', osp.join(TOOLS, 'dist_train.sh'),
+                             config, '2', '--work-dir', str(work_dir), *args,
+                             '--cfg-options', *options], cwd=tmp_path,
+                            PORT=free_port(), PYTHON=sys.executable,
+                            PYTHONPATH=ROOT)
 
     # rank 0, which saves, gets no signal: it learns of the stop from rank 1
     # (a signal to torchrun reaches both ranks, usually in the same
