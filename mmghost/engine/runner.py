@@ -17,7 +17,8 @@ sets ``runner_type``. What it changes, and nothing else:
 * Distributed runs without CUDA use gloo and a DDP without ``device_ids``
   (see :mod:`mmghost.engine.dist`); with CUDA these paths are mmengine's.
 * SIGTERM and SIGINT stop training after the current iteration, with an
-  iteration checkpoint (:class:`~mmghost.engine.PreemptionHook`), and an
+  iteration checkpoint (:class:`~mmghost.engine.PreemptionHook`) and the
+  ``after_run`` hooks (the visualizer is closed, logs uploaded), and an
   ``EpochBasedTrainLoop`` is built as
   :class:`~mmghost.engine.ResumableEpochBasedTrainLoop`, which resumes
   inside the epoch where it stopped instead of training its first batches
@@ -39,7 +40,7 @@ from .checkpointing import (LAST_CHECKPOINT, TMP_SUFFIX, ResumeError,
                             resume_problem)
 from .dist import cpu_model_wrapper_cfg, cuda_absent, init_dist
 from .loops import ResumableEpochBasedTrainLoop
-from .preemption import PreemptionHook
+from .preemption import Preempted, PreemptionHook
 
 __all__ = ['SafeRunner']
 
@@ -148,7 +149,12 @@ class SafeRunner(Runner):
                     'overwrites them as it saves (pass --resume to '
                     'continue that run instead)')
         with self.preemption.catch_signals():
-            return super().train()
+            try:
+                return super().train()
+            except Preempted:
+                # the run ends here: close the visualizer, upload the logs
+                self.call_hook('after_run')
+                raise
 
     def build_train_loop(self, loop):
         if isinstance(loop, dict):

@@ -30,7 +30,8 @@ class SignalAtIter(Hook):
     after saying so in ``signal_in_save.txt`` in the work dir.
 
     Every rank appends the iterations it finished to
-    ``iters_rank{r}.txt`` in the work dir.
+    ``iters_rank{r}.txt`` in the work dir; ``run_ended`` says whether the
+    ``after_run`` hooks ran.
     """
 
     priority = 'NORMAL'  # before PreemptionHook looks for a stop
@@ -45,6 +46,7 @@ class SignalAtIter(Hook):
         self.rank = rank
         self.again_in_save = (None if again_in_save is None else
                               signal.Signals[again_in_save])
+        self.run_ended = False
 
     def after_train_iter(self,
                          runner,
@@ -72,3 +74,6 @@ class SignalAtIter(Hook):
                       'w') as f:
                 f.write(f'{self.again_in_save.name}\n')
             os.kill(os.getpid(), self.again_in_save)
+
+    def after_run(self, runner) -> None:
+        self.run_ended = True

@@ -248,10 +248,12 @@ def test_resumed_epoch_meets_the_rest_of_its_batches(tmp_path):
     """Stopped after 3 of epoch 2's 8 batches, the resumed run trains the
     other 5, in the stopped run's shuffle: the resuming process has a seed
     of its own (as every run without ``randomness.seed`` has)."""
-    first = toy_runner(tmp_path, seed=1, custom_hooks=[SignalAtIter(at=11)])
+    signaller = SignalAtIter(at=11)
+    first = toy_runner(tmp_path, seed=1, custom_hooks=[signaller])
     with pytest.raises(Preempted) as stop:
         first.train()
     assert stop.value.code == 143
+    assert signaller.run_ended  # the visualizer is closed, logs uploaded
     seen = first.model.seen
     assert len(seen) == 22 and sorted(seen[:16]) == list(range(16))
 
