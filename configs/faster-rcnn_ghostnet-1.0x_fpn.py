@@ -9,4 +9,4 @@ model = dict(
     backbone=dict(
         widen_factor=1.0,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[24, 40, 112, 960]))
+    neck=dict(in_channels=[24, 40, 112, 160]))

@@ -21,10 +21,13 @@ model = dict(
         _delete_=True,
         type='GhostNet',
         widen_factor=1.1,
-        out_indices=(1, 2, 3, 5),
+        # the paper's FPN taps: the last block of each stride 4/8/16/32
+        # (stage 5, the 1x1 conv to 1056 made for the classifier, is not
+        # run)
+        out_indices=(1, 2, 3, 4),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     # the backbone's out_channels at 1.1x (strides 4, 8, 16, 32)
-    neck=dict(in_channels=[28, 44, 124, 1056]))
+    neck=dict(in_channels=[28, 44, 124, 176]))

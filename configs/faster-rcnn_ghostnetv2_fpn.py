@@ -16,4 +16,4 @@ model = dict(
         widen_factor=1.0,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     # the backbone's out_channels at 1.0x (strides 4, 8, 16, 32)
-    neck=dict(in_channels=[24, 40, 112, 960]))
+    neck=dict(in_channels=[24, 40, 112, 160]))

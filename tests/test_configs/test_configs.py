@@ -6,6 +6,8 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmdet.registry import MODELS
 
 import mmghost  # noqa: F401
 from tests.utils import ROOT, build_detector, run_all_modes, tiny_coco_batch
@@ -52,6 +54,24 @@ def test_paper_setup(config):
         assert cfg.model.backbone.widen_factor == width
 
 
+# The FPN taps of Table 8 as its authors built it: the stage ends (the last
+# block of each stride 4/8/16/32) of the Ghost and MobileNetV3 backbones;
+# mmdet's own taps for MobileNetV2, whose last is its final 1x1 conv.
+TAPS = {
+    'GhostNet': (1, 2, 3, 4),
+    'GhostNetV2': (1, 2, 3, 4),
+    'MobileNetV3': (1, 2, 3, 4),
+    'MobileNetV2': (1, 2, 4, 7),
+}
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_taps(config):
+    init_default_scope('mmdet')
+    backbone = MODELS.build(Config.fromfile(config).model.backbone)
+    assert tuple(backbone.out_indices) == TAPS[type(backbone).__name__]
+
+
 SWAPS = {
     'fcos': 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'atss': 'mmdet::atss/atss_r50_fpn_1x_coco.py',
@@ -69,8 +89,8 @@ def test_backbone_swaps_into_other_detectors(name, tmp_path):
         "allow_failed_imports=False)\n"
         "model = dict(\n"
         "    backbone=dict(_delete_=True, type='GhostNet', "
-        "widen_factor=1.1, out_indices=(1, 2, 3, 5)),\n"
-        "    neck=dict(in_channels=[28, 44, 124, 1056]))\n")
+        "widen_factor=1.1, out_indices=(1, 2, 3, 4)),\n"
+        "    neck=dict(in_channels=[28, 44, 124, 176]))\n")
     cfg = Config.fromfile(str(path))
     model = build_detector(cfg)
     assert type(model.backbone).__name__ == 'GhostNet'
