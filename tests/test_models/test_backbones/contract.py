@@ -14,6 +14,7 @@ from copy import deepcopy
 import pytest
 import torch
 import torch.distributed as torch_dist
+import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -148,10 +149,34 @@ class GhostBackboneContract:
             model.init_weights()
 
     def test_default_init(self):
+        """Kaiming normal (fan_out, ReLU gain) for every conv, zero conv
+        biases, weight 1 and bias 0 for every norm, whatever the tensors
+        held before (torch's own defaults would pass a norm check)."""
         model = self.build()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(0.5)
         model.init_weights()
-        bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-        assert bns and all(torch.all(m.weight == 1) for m in bns)
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert convs
+        large = []  # enough values to estimate a std within a few percent
+        for conv in convs:
+            weight = conv.weight
+            assert not torch.any(weight == 0.5)
+            if conv.bias is not None:
+                assert torch.all(conv.bias == 0)
+            fan_out = weight.shape[0] * weight[0, 0].numel()
+            if weight.numel() >= 4000:
+                large.append((weight, math.sqrt(2.0 / fan_out)))
+        assert len(large) >= len(convs) // 4
+        for weight, std in large:
+            assert float(weight.std()) == pytest.approx(std, rel=0.1)
+            assert abs(float(weight.mean())) < 0.1 * std
+        norms = [m for m in model.modules()
+                 if isinstance(m, (_BatchNorm, nn.GroupNorm))]
+        assert norms
+        for norm in norms:
+            assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
 
     @pytest.mark.parametrize('frozen', [-1, 0, 2, 5])
     @pytest.mark.parametrize('out_indices', [ALL_STAGES, (1, 2)])
@@ -275,6 +300,27 @@ class GhostBackboneContract:
             assert grads_cp[name].grad is not None, name
             torch.testing.assert_close(
                 p.grad, grads_cp[name].grad, rtol=1e-4, atol=1e-6)
+
+    def test_with_cp_checkpoints(self):
+        """with_cp recomputes the blocks in backward instead of keeping
+        their activations: far fewer bytes are saved for backward (the
+        same numbers come out, above)."""
+
+        def saved_bytes(model):
+            sizes = []
+
+            def pack(tensor):
+                sizes.append(tensor.numel() * tensor.element_size())
+                return tensor
+
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                outs = model(torch.randn(2, 3, 64, 64))
+            sum(o.mean() for o in outs).backward()
+            return sum(sizes)
+
+        plain = saved_bytes(self.build().train())
+        checkpointed = saved_bytes(self.build(with_cp=True).train())
+        assert checkpointed < 0.2 * plain, (checkpointed, plain)
 
     @pytest.mark.parametrize('kwargs, match', [
         (dict(widen_factor=0), r'widen_factor must be a number > 0, but '
