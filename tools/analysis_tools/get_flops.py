@@ -47,11 +47,17 @@ def parse_args():
     return args
 
 
-def build(cfg):
+def build(cfg, classifier=False):
     from mmdet.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model_cfg = cfg.model
     model_cfg.backbone.pop('init_cfg', None)
+    stage_ends = getattr(MODELS.get(model_cfg.backbone.type), 'stage_ends',
+                         None)
+    if classifier and stage_ends:
+        # the ImageNet network goes on to the last stage (GhostNet's final
+        # 1x1 conv), whichever stages the detector taps
+        model_cfg.backbone.out_indices = (len(stage_ends) - 1, )
     model = MODELS.build(model_cfg)
     model.eval()
     return model
@@ -71,7 +77,7 @@ def main():
     if len(shape) == 1:
         shape = shape * 2
     x = torch.randn(1, 3, *shape)
-    model = build(cfg)
+    model = build(cfg, args.classifier)
     backbone = model.backbone
     backbone_type = cfg.model.backbone.type
     width = cfg.model.backbone.get('widen_factor', 1.0)
