@@ -3,8 +3,10 @@
 
 ``tools/dist_train.sh CONFIG 2`` trains the demo detector in two processes
 and evaluates with both processes' results; ``tools/dist_test.sh`` dumps
-the predictions gathered from both. The fixes in ``mmghost.engine.dist``
-must change nothing where CUDA is available.
+the predictions gathered from both. The demo taps the paper config's stage
+ends (1, 2, 3, 4): the stage after them never runs and must not make DDP
+wait for its gradients (no ``find_unused_parameters``). The fixes in
+``mmghost.engine.dist`` must change nothing where CUDA is available.
 """
 import os.path as osp
 import pickle
@@ -16,13 +18,14 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
 
 from mmghost.engine import dist
 from mmghost.engine.dist import (CPUDistributedDataParallel,
                                  cpu_model_wrapper_cfg)
-from tests.test_engine.helpers import (DATA, DEMO, TOOLS, demo_options,
-                                       log_text, run)
+from tests.test_engine.helpers import (DATA, DEMO, ROOT, TOOLS,
+                                       demo_options, log_text, run)
 
 NUM_IMAGES = 16  # in data/tiny-coco, all evaluated
 OPTIONS = demo_options(times=2, epochs=1, data_root=DATA)
@@ -42,13 +45,28 @@ def dist_run(script, *args, cwd):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     """dist_train.sh on 2 processes, run outside the repo (mmengine gathers
-    results through a ./.dist_test folder)."""
+    results through a ./.dist_test folder); the demo config plus a hook
+    with which each rank saves its parameters."""
     cwd = tmp_path_factory.mktemp('dist_cwd')
     work_dir = cwd / 'work'
-    proc = dist_run('dist_train.sh', DEMO, '2', '--work-dir', str(work_dir),
-                    '--cfg-options', *OPTIONS, cwd=cwd)
+    config = cwd / 'demo_rank_params.py'
+    config.write_text(
+        f'_base_ = {DEMO!r}\n'
+        "custom_imports = dict(imports=['mmghost', "
+        "'tests.test_engine.rank_params'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='SaveRankParams')]\n")
+    proc = run(['bash', osp.join(TOOLS, 'dist_train.sh'), str(config), '2',
+                '--work-dir', str(work_dir), '--cfg-options', *OPTIONS],
+               cwd=cwd, PORT=free_port(), PYTHON=sys.executable,
+               PYTHONPATH=ROOT)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return cwd, work_dir
+
+
+def assert_same_params(a, b):
+    assert a and sorted(a) == sorted(b)
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, different[:5]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
@@ -65,6 +83,38 @@ def test_dist_train_two_cpu_processes(trained):
     ckpt = torch.load(str(work_dir / 'epoch_1.pth'), weights_only=False)
     assert ckpt['meta']['iter'] == 3
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+
+
+@pytest.mark.trains
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
+def test_dist_train_taps_stage_ends_without_unused_parameters(trained):
+    _, work_dir = trained
+    cfg = Config.fromfile(str(work_dir / 'demo_rank_params.py'))
+    assert cfg.model.backbone.out_indices == (1, 2, 3, 4)
+    assert not cfg.get('find_unused_parameters', False)
+    assert cfg.get('model_wrapper_cfg') is None
+
+
+@pytest.mark.trains
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
+def test_dist_train_ranks_end_with_identical_weights(trained):
+    _, work_dir = trained
+
+    def params(name):
+        return torch.load(str(work_dir / name), weights_only=True)
+
+    before, after = params('rank0_before.pth'), params('rank0_after.pth')
+    # both ranks start and end with the same weights...
+    assert_same_params(before, params('rank1_before.pth'))
+    assert_same_params(after, params('rank1_after.pth'))
+    # ... the ones rank 0's checkpoint holds
+    state = torch.load(str(work_dir / 'epoch_1.pth'),
+                       weights_only=False)['state_dict']
+    assert_same_params(after, {k: state[k] for k in after})
+    # what runs trained; stage 5 (blocks.9, past the last tap) did not
+    stage5 = {k for k in after if k.startswith('backbone.blocks.9.')}
+    moved = {k for k in after if not torch.equal(after[k], before[k])}
+    assert stage5 and moved == set(after) - stage5
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
