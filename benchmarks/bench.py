@@ -2,7 +2,8 @@
 """Side-by-side speed and memory of GhostNet against mmdet's baselines.
 
     python benchmarks/bench.py [--device cpu|cuda] [--quick] [--compile]
-                               [--onnxruntime] [--sections ...]
+                               [--onnxruntime] [--openvino] [--sizes ...]
+                               [--detectors ...] [--sections ...]
                                [--out benchmarks/results]
 
 Every model of a section is timed in the same process, interleaved (one
@@ -16,7 +17,13 @@ and on CPU its C++ wrapper); ``--onnxruntime`` (CPU only) adds them
 exported to ONNX and run by onnxruntime with as many threads as torch,
 GhostNet with its channels padded to the CPU's SIMD block
 (``GhostNet.pad_channels``; MobileNetV2's widths are multiples of 8
-already). Peak memory is measured with each model in its own process.
+already). ``--openvino`` (CPU only) adds GhostNet 1.1x and MobileNetV2,
+as backbones and in RetinaNet (GhostNet also with GhostConv FPN/head),
+deployed and converted to OpenVINO IRs, FP32 and NNCF INT8 (calibrated on 8
+shipped images), each runtime a timing group of its own, with each IR's
+speed-up over the same model in PyTorch eager. Peak memory is measured
+with each model in its own process. ``--sizes`` and ``--detectors`` pick
+the input sizes and detectors timed.
 Writes ``{device}.md``, ``{device}.json`` and ``{device}.png`` (latency
 against FLOPs) under ``--out``.
 """
@@ -39,11 +46,11 @@ SIZES = {'1333x800': (800, 1333), '320x320': (320, 320)}
 # name: (backbone cfg, FPN in_channels, deployable by switch_to_deploy)
 BACKBONES = {
     'GhostNet 1.0x': (dict(type='GhostNet', widen_factor=1.0),
-                      [24, 40, 112, 960]),
+                      [24, 40, 112, 160]),
     'GhostNet 1.1x': (dict(type='GhostNet', widen_factor=1.1),
-                      [28, 44, 124, 1056]),
+                      [28, 44, 124, 176]),
     'GhostNet 1.3x': (dict(type='GhostNet', widen_factor=1.3),
-                      [32, 52, 144, 1248]),
+                      [32, 52, 144, 208]),
     'MobileNetV2 1.0x': (dict(type='MobileNetV2', out_indices=(1, 2, 4, 7)),
                          [24, 32, 96, 1280]),
     'ResNet-18': (dict(type='ResNet', depth=18, norm_eval=True,
@@ -54,6 +61,8 @@ BACKBONES = {
 BASELINE = 'MobileNetV2 1.0x'
 SECTIONS = ['backbones', 'detectors', 'train', 'memory']
 UNPADDED = 'onnxruntime (not padded)'
+# what --openvino converts (backbones, and in RetinaNet)
+OPENVINO_MODELS = ('GhostNet 1.1x', 'MobileNetV2 1.0x')
 DETECTORS = {
     'RetinaNet': 'configs/retinanet_ghostnet_fpn.py',
     'Faster R-CNN': 'configs/faster-rcnn_ghostnet_fpn.py',
@@ -76,10 +85,23 @@ def parse_args():
         help='also time the deployed backbones exported to ONNX and run by '
         'onnxruntime (needs the [onnx] extra)')
     parser.add_argument(
+        '--openvino',
+        action='store_true',
+        help='also time GhostNet 1.1x and MobileNetV2 (backbones and '
+        'RetinaNet) as OpenVINO IRs, FP32 and INT8 (needs the [openvino] '
+        'extra)')
+    parser.add_argument(
         '--sections',
         nargs='+',
         default=SECTIONS,
         choices=SECTIONS)
+    parser.add_argument(
+        '--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
+    parser.add_argument(
+        '--detectors',
+        nargs='+',
+        default=list(DETECTORS),
+        choices=list(DETECTORS))
     parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks',
                                                   'results'))
     # internal: one model's peak memory, in a fresh process
@@ -88,6 +110,9 @@ def parse_args():
     if args.onnxruntime and args.device != 'cpu':
         parser.error(f'--onnxruntime with --device {args.device}: it times '
                      "onnxruntime's CPU execution provider; use --device cpu")
+    if args.openvino and args.device != 'cpu':
+        parser.error(f'--openvino with --device {args.device}: it times '
+                     "OpenVINO's CPU plugin; use --device cpu")
     return args
 
 
@@ -204,6 +229,10 @@ def prepare(models, shape, device):
             padded = getattr(model, 'tap_positions', None) is not None
             model = OrtModel(model, x)
             note = f'ORT, padded to {channel_block()}' if padded else 'ORT'
+        elif 'openvino' in name:
+            int8 = name.endswith('int8')
+            model = OvModel(model, x, int8)
+            note = 'OV INT8' if int8 else 'OV FP32'
         cases[name] = (model, x, macs, note)
     return cases
 
@@ -265,6 +294,68 @@ class OrtModel:
         return self.session.run(None, {self.input: x.numpy()})
 
 
+class OvModel:
+    """A deployed model converted to an OpenVINO IR, FP32 or INT8.
+
+    Converted at the benchmark's input shape (static); INT8 is
+    ``quantize_int8`` calibrated on real images (a backbone quantized
+    whole, a detector with its output convolutions kept in FP32, as
+    ``export_openvino.py --int8`` does); compiled as ``compile_ir`` does
+    (FP32 where not quantized, LATENCY hint, torch's thread count).
+    """
+
+    def __init__(self, model, x, int8):
+        import openvino as ov
+
+        from mmghost.deployment import BackboneForOnnx, GroupedOutputs
+        from mmghost.deployment.openvino import compile_ir, quantize_int8
+        detector = isinstance(model, GroupedOutputs)
+        module = (model if detector else BackboneForOnnx(model)).eval()
+        with torch.no_grad():
+            ov_model = ov.convert_model(
+                module, example_input=x, input=[list(x.shape)])
+        if int8:
+            ov_model = quantize_int8(
+                ov_model, calibration_data(tuple(x.shape[-2:])),
+                keep_output_convs=detector)
+        self.compiled = compile_ir(ov_model)
+
+    def __call__(self, x):
+        return self.compiled(x.numpy())
+
+
+def calibration_data(shape, count=8):
+    """``count`` shipped images as RetinaNet's config preprocesses them,
+    padded or cropped to ``shape`` exactly."""
+    from types import SimpleNamespace
+
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from mmghost.deployment import list_images
+    from mmghost.deployment.openvino import calibration_batches
+    cfg = Config.fromfile(osp.join(ROOT, DETECTORS['RetinaNet']))
+    preprocessing = SimpleNamespace(
+        cfg=cfg, data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
+    files = list_images(osp.join(ROOT, 'data', 'tiny-coco', 'images'))
+    batches = calibration_batches(preprocessing, files[:count], shape)
+    return [b[..., :shape[0], :shape[1]].contiguous() for b in batches]
+
+
+def speedups(title, results, reference_mode='eval'):
+    """Each OpenVINO row's speed-up over the same model in PyTorch eager."""
+    lines = [
+        f'#### {title}: OpenVINO speed-up over PyTorch eager (same model)',
+        '', '| model | mode | speed-up |', '|---|---|---:|'
+    ]
+    for key, sec in results.items():
+        model, mode = key.rsplit(' | ', 1)
+        reference = results.get(f'{model} | {reference_mode}')
+        if 'openvino' in mode and reference:
+            lines.append(f'| {model} | {mode} | {reference / sec:.2f}x |')
+    return '\n'.join(lines) if len(lines) > 4 else ''
+
+
 def table(title, results, cases, baseline_prefix):
     lines = [
         f'#### {title}', '',
@@ -290,16 +381,21 @@ def run_backbones(args, rounds, report, rows):
     groups = [['eval', 'deploy']]
     if args.onnxruntime:
         groups.append(['onnxruntime'])
+    if args.openvino:
+        groups.append(['openvino', 'openvino int8'])
     if args.compile:
         groups.append(['compile'])
     modes = [mode for group in groups for mode in group]
-    for size, shape in SIZES.items():
+    for size in args.sizes:
+        shape = SIZES[size]
         results, cases = {}, {}
         for group_modes in groups:
             models = {}
             for name in BACKBONES:
                 for mode in group_modes:
                     if mode != 'eval' and name.startswith('ResNet'):
+                        continue
+                    if 'openvino' in mode and name not in OPENVINO_MODELS:
                         continue
                     model = build_backbone(name)
                     if mode == 'onnxruntime' and name == 'GhostNet 1.1x':
@@ -334,6 +430,8 @@ def run_backbones(args, rounds, report, rows):
         }
         report.append(
             table(f'Backbones, {size}', results, cases, BASELINE))
+        if args.openvino:
+            report.append(speedups(f'Backbones, {size}', results))
         rows += [dict(section='backbone', size=size, name=k, seconds=v,
                       macs=cases[k][2]) for k, v in results.items()]
 
@@ -346,10 +444,11 @@ def channel_block() -> int:
 def run_detectors(args, rounds, report, rows):
     variants = [('GhostNet 1.1x', False), ('MobileNetV2 1.0x', False),
                 ('ResNet-18', False), ('ResNet-50', False)]
-    for detector in DETECTORS:
+    for detector in args.detectors:
         if detector == 'Faster R-CNN' and args.device == 'cuda':
             continue  # tensor mode runs NMS; see README
-        for size, shape in SIZES.items():
+        for size in args.sizes:
+            shape = SIZES[size]
             models = {}
             for backbone, _ in variants:
                 for mode in ('eval', 'deploy'):
@@ -369,12 +468,44 @@ def run_detectors(args, rounds, report, rows):
             results = interleaved({k: v[:2]
                                    for k, v in cases.items()}, args.device,
                                   rounds, warmup=1)
+            if args.openvino and detector == 'RetinaNet':
+                # a timing group of its own, after the PyTorch models
+                del models
+                cases = {k: (None, None, macs, note)
+                         for k, (_, _, macs, note) in cases.items()}
+                group = prepare(openvino_detectors(detector, shape), shape,
+                                args.device)
+                results.update(
+                    interleaved({k: v[:2]
+                                 for k, v in group.items()}, args.device,
+                                rounds, warmup=1))
+                cases.update(group)
+                del group
             report.append(
                 table(f'{detector} (tensor mode), {size}', results, cases,
                       f'{detector} {BASELINE}'))
+            if args.openvino and detector == 'RetinaNet':
+                report.append(
+                    speedups(f'{detector} (tensor mode), {size}', results))
             rows += [dict(section='detector', size=size, name=k,
                           seconds=v, macs=cases[k][2])
                      for k, v in results.items()]
+
+
+def openvino_detectors(detector, shape):
+    """The deployed detectors of OPENVINO_MODELS, FP32 and INT8, as the
+    raw-output wrapper that the IR converts."""
+    from mmghost.deployment import DetectorForOnnx
+    models = {}
+    for backbone in OPENVINO_MODELS:
+        for ghostconv in ((False, True)
+                          if backbone.startswith('GhostNet') else (False, )):
+            label = f'{detector} {backbone}' + (
+                ' + GhostConv FPN/head' if ghostconv else '')
+            for mode in ('openvino', 'openvino int8'):
+                model = deploy(build_detector(detector, backbone, ghostconv))
+                models[f'{label} | {mode}'] = DetectorForOnnx(model).eval()
+    return models
 
 
 def run_train_step(args, rounds, report, rows):
@@ -529,9 +660,21 @@ def plot(rows, path):
 def machine(device):
     if device == 'cuda':
         return (f'{torch.cuda.get_device_name()}, torch {torch.__version__}')
-    return (f'{platform.processor() or platform.machine()}, '
-            f'{os.cpu_count()} cores, {torch.get_num_threads()} torch '
-            f'threads, torch {torch.__version__}')
+    return (f'{cpu_model()}, {os.cpu_count()} cores, '
+            f'{torch.get_num_threads()} torch threads, torch '
+            f'{torch.__version__}')
+
+
+def cpu_model() -> str:
+    """The CPU's model name (as ``lscpu`` prints it), else the arch."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main():
@@ -566,10 +709,16 @@ def write(args, rounds, start, report, rows):
     os.makedirs(args.out, exist_ok=True)
     sections = ('' if args.sections == SECTIONS else
                 ' --sections ' + ' '.join(args.sections))
+    sizes = ('' if args.sizes == list(SIZES) else
+             ' --sizes ' + ' '.join(args.sizes))
+    if args.detectors != list(DETECTORS):
+        sizes += ' --detectors ' + ' '.join(f"'{d}'" for d in args.detectors)
     header = (f'### {args.device.upper()}: {machine(args.device)}\n\n'
               f'`python benchmarks/bench.py --device {args.device}'
               f"{' --compile' if args.compile else ''}"
               f"{' --onnxruntime' if args.onnxruntime else ''}"
+              f"{' --openvino' if args.openvino else ''}"
+              f'{sizes}'
               f'{sections}'
               f"{' --quick' if args.quick else ''}`, batch 1, medians of "
               f'{rounds} interleaved rounds after warm-up, '
