@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 
+import cv2
 import mmcv
 import numpy as np
 import pytest
@@ -106,7 +107,34 @@ def test_score_threshold_only_filters_what_is_drawn(inferred, checkpoint,
     assert os.listdir(tmp_path / 'vis') == [name]
     drawn = mmcv.imread(str(tmp_path / 'vis' / name))
     original = mmcv.imread(osp.join(DEMO_IMAGES, name))
-    assert changed_fraction(drawn, original) < 0.001
+    # the original's own pixels, only re-encoded: no resample, no shift
+    assert_same_pixels(drawn, as_written(original))
+
+
+def as_written(image: np.ndarray) -> np.ndarray:
+    """``image`` after mmcv.imwrite to .jpg (OpenCV, quality 95) and back."""
+    ok, encoded = cv2.imencode('.jpg', image)
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def assert_same_pixels(got: np.ndarray, expected: np.ndarray):
+    assert got.shape == expected.shape
+    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    assert diff.max() <= 1, f'{(diff > 1).mean():.4%} of values differ'
+
+
+def test_same_pixels_catches_a_resample():
+    """A picture scaled to 0.8x and back, written like the drawn ones,
+    changes too few pixels by much to fail a changed-fraction bar; the
+    comparison above rejects it."""
+    original = mmcv.imread(osp.join(DEMO_IMAGES, demo_images()[0]))
+    h, w = original.shape[:2]
+    resampled = cv2.resize(
+        cv2.resize(original, (round(w * 0.8), round(h * 0.8))), (w, h))
+    assert changed_fraction(as_written(resampled), original) < 0.001
+    with pytest.raises(AssertionError, match='of values differ'):
+        assert_same_pixels(as_written(resampled), as_written(original))
 
 
 def test_no_images_is_one_clear_sentence(tmp_path):
