@@ -38,9 +38,10 @@ from mmengine.config import DictAction
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
 from mmghost.deployment import (build_model, check_inputs, check_onnx,
                                 config_images_dir, export_onnx, list_images,
-                                wrap_for_onnx)
+                                pad_channels, wrap_for_onnx)
 from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
 from mmghost.deployment.parity import ParityError
+from mmghost.models.backbones import GhostNet
 
 NUM_CHECK_IMAGES = 3
 
@@ -103,12 +104,12 @@ def parse_args():
 
 def pad_backbone(model, multiple: int):
     backbone = model.backbone
-    if not hasattr(backbone, 'pad_channels'):
+    if not isinstance(backbone, GhostNet):
         raise SystemExit(f'--pad-channels {multiple}: the backbone is a '
                          f'{type(backbone).__name__}; only GhostNet '
                          'backbones can be channel-padded')
     try:
-        backbone.pad_channels(multiple)
+        model.backbone = pad_channels(backbone, multiple)
     except (ValueError, NotImplementedError) as e:
         raise SystemExit(f'--pad-channels {multiple}: {e}')
 

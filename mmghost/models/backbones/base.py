@@ -8,18 +8,15 @@ into stages with ``out_indices``, ``frozen_stages``, ``norm_eval``,
 ``forward`` runs the stages up to the highest of ``out_indices`` only; the
 later stages stay built (checkpoints load strictly) but are not trainable.
 """
-import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import update_init_info
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmghost.checkpoint import load_backbone_checkpoint
-from ..layers import fuse_conv_norm
 
 __all__ = ['GhostBackboneBase']
 
@@ -47,8 +44,6 @@ class GhostBackboneBase(BaseModule):
     ignored_checkpoint_prefixes: Tuple[str, ...] = ('conv_head.',
                                                     'classifier.')
     ignored_checkpoint_suffixes: Tuple[str, ...] = ()
-    # stage -> where its real channels are, once channel-padded
-    tap_positions: Optional[dict] = None
 
     def __init__(self,
                  widen_factor: float,
@@ -140,17 +135,8 @@ class GhostBackboneBase(BaseModule):
                 for block in self.blocks[i]:
                     x = self._run(block, x)
             if stage in self.out_indices:
-                outs.append(self._real_channels(stage, x))
+                outs.append(x)
         return tuple(outs)
-
-    def _real_channels(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """A stage's output without the zero channels of ``pad_channels``."""
-        if self.tap_positions is None:
-            return x
-        tap = self.tap_positions[stage]
-        if isinstance(tap, int):
-            return x[:, :tap]
-        return x.index_select(1, tap.to(x.device))
 
     def switch_to_deploy(self):
         """Fold every norm into its convolution, in place, irreversibly.
@@ -163,13 +149,14 @@ class GhostBackboneBase(BaseModule):
         if self.deploy:
             return
         self.eval()
-        self.conv_stem = fuse_conv_norm(self.conv_stem, self.bn1)
-        self.bn1 = nn.Identity()
-        for stage in self.blocks:
-            for block in stage:
-                block.switch_to_deploy()
+        self._fold_norms()
         self.deploy = True
         self._freeze_stages()  # the fused convs are new parameters
+
+    def _fold_norms(self):
+        """Fold each norm into its conv (the family's ``switch_to_deploy``
+        of its blocks)."""
+        raise NotImplementedError
 
     def _freeze_stages(self):
         """Frozen stages: eval mode, no gradient. Stages that never run: no
@@ -194,13 +181,14 @@ class GhostBackboneBase(BaseModule):
         return self
 
     def init_weights(self):
-        """Default init, then a strict ``Pretrained`` load if configured.
+        """Default init, or a strict load of a ``Pretrained`` init_cfg.
 
         mmengine's own ``Pretrained`` init loads with ``strict=False`` and
         only logs missing keys, so a renamed layer or a checkpoint of another
         width would train from scratch unnoticed. Here every backbone
         parameter and buffer must be found with the right shape, else
-        ``ValueError``.
+        ``ValueError``; as the checkpoint then sets every weight, the other
+        entries of ``init_cfg`` have nothing left to initialise.
         """
         cfgs = self.init_cfg
         cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs or [])
@@ -208,13 +196,7 @@ class GhostBackboneBase(BaseModule):
         if not pretrained:
             super().init_weights()
             return
-        others = [c for c in cfgs if c.get('type') != 'Pretrained']
-        self.init_cfg = others or None
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = cfgs
-        pretrained = copy.deepcopy(pretrained[-1])
+        pretrained = pretrained[-1]
         load_backbone_checkpoint(
             self,
             pretrained['checkpoint'],
@@ -222,8 +204,3 @@ class GhostBackboneBase(BaseModule):
             map_location=pretrained.get('map_location', 'cpu'),
             ignored_prefixes=self.ignored_checkpoint_prefixes,
             ignored_suffixes=self.ignored_checkpoint_suffixes)
-        if hasattr(self, '_params_init_info'):
-            update_init_info(
-                self,
-                init_info='Pretrained (strict backbone load): '
-                f"{pretrained['checkpoint']}")

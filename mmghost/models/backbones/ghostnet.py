@@ -21,7 +21,6 @@ from mmdet.registry import MODELS
 from ..layers import (GhostModule, build_norm, fuse_conv_norm, fuse_sequential,
                       norm_scope)
 from .base import GhostBackboneBase
-from .padding import pad_channels
 
 __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
 
@@ -29,14 +28,6 @@ __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
 def _width(channels: float, widen_factor: float) -> int:
     """Scale a channel count; divisor 4, as the published weights were."""
     return make_divisible(channels * widen_factor, 4)
-
-
-def _like(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A weight slice in the memory format of the activations ``x``."""
-    fmt = (torch.channels_last if x.is_contiguous(
-        memory_format=torch.channels_last) and not x.is_contiguous() else
-           torch.contiguous_format)
-    return weight.contiguous(memory_format=fmt)
 
 
 def _norm(norm_cfg: dict, channels: int, name: str, deploy: bool):
@@ -112,10 +103,6 @@ class GhostBottleneck(nn.Module):
 
     # The expanding Ghost module (GhostNetV2 gates it with DFC attention).
     ghost1_type = GhostModule
-    # Deploy mode splits the expansion instead of concatenating it on maps
-    # of at least this many pixels; on smaller ones the extra ops cost more
-    # than the copy they save (see the README's benchmarks).
-    split_min_pixels = 100 * 100
 
     def __init__(self,
                  in_channels: int,
@@ -129,7 +116,6 @@ class GhostBottleneck(nn.Module):
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
         self.stride = stride
-        self.deploy = deploy
         padding = (dw_kernel_size - 1) // 2
 
         # Point-wise expansion
@@ -187,9 +173,6 @@ class GhostBottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.deploy and type(self.ghost1) is GhostModule
-                and x.shape[-2] * x.shape[-1] >= self.split_min_pixels):
-            return self._forward_split(x)
         shortcut = x
 
         # Point-wise expansion
@@ -209,54 +192,7 @@ class GhostBottleneck(nn.Module):
         # Shortcut
         return x + self.shortcut(shortcut)
 
-    def _forward_split(self, x: torch.Tensor) -> torch.Tensor:
-        """Deploy-mode forward that never concatenates the expansion.
-
-        The wide output of ``ghost1`` is only ever read by per-channel ops
-        (depthwise conv, SE scaling) and by the 1x1 projection, so its two
-        halves go through them separately and the projection becomes the
-        sum of two 1x1 convs over the (narrow) projected width. On CPU in
-        channels-last layout a channel concat is a strided copy that cost a
-        third of GhostNet's time; this removes the widest ones.
-        """
-        shortcut = x
-
-        # Point-wise expansion, as two halves
-        a = self.ghost1.primary_conv(x)
-        b = self.ghost1.cheap_operation(a)
-        na, nb = a.shape[1], self.ghost1.out_channels - a.shape[1]
-        if b.shape[1] != nb:
-            b = b[:, :nb]
-
-        # Depth-wise convolution, per half
-        if self.conv_dw is not None:
-            w, bias = self.conv_dw.weight, self.conv_dw.bias
-            stride, padding = self.conv_dw.stride, self.conv_dw.padding
-            a = F.conv2d(a, _like(w[:na], x), bias[:na], stride, padding, 1,
-                         na)
-            b = F.conv2d(b, _like(w[na:], x), bias[na:], stride, padding, 1,
-                         nb)
-
-        # Squeeze-and-excitation, one gate for both halves
-        if self.se is not None:
-            scale = self.se.gate(
-                torch.cat([
-                    F.adaptive_avg_pool2d(a, 1),
-                    F.adaptive_avg_pool2d(b, 1)
-                ], 1))
-            a, b = a * scale[:, :na], b * scale[:, na:]
-
-        # Point-wise linear projection: 1x1 conv as a sum over the halves
-        proj = self.ghost2.primary_conv[0]
-        y = F.conv2d(a, _like(proj.weight[:, :na], x), proj.bias) + F.conv2d(
-            b, _like(proj.weight[:, na:], x))
-        x = self.ghost2.cheap(y)
-
-        # Shortcut
-        return x + self.shortcut(shortcut)
-
     def switch_to_deploy(self):
-        self.deploy = True
         self.ghost1.switch_to_deploy()
         if self.conv_dw is not None:
             self.conv_dw = fuse_conv_norm(self.conv_dw, self.bn_dw)
@@ -399,6 +335,10 @@ class GhostNet(GhostBackboneBase):
         # Frozen stages and those past the last tap: no gradient
         self._freeze_stages()
 
+        # Deploy mode: the inference blocks that switch_to_deploy() swaps in
+        if deploy:
+            self.switch_to_deploy()
+
     def _make_bottleneck(self, index: int, *args, **kwargs) -> nn.Module:
         """The ``index``-th bottleneck of the table (counted from 0)."""
         return GhostBottleneck(*args, **kwargs)
@@ -408,12 +348,17 @@ class GhostNet(GhostBackboneBase):
             self.stage_channels.append(channels)
             self.stage_strides.append(stride)
 
-    def pad_channels(self, multiple: int = 8) -> 'GhostNet':
-        """Deploy mode with every width padded to ``multiple``, in place.
+    def switch_to_deploy(self):
+        """Fold every norm into its convolution, then swap in the
+        concat-free bottleneck of :mod:`mmghost.deployment.split_bottleneck`
+        (same parameters, same outputs up to float rounding), in place."""
+        from mmghost.deployment.split_bottleneck import split_bottlenecks
+        super().switch_to_deploy()
+        split_bottlenecks(self)
 
-        Same outputs; faster in runtimes that block channels by 8 or 16
-        (onnxruntime on CPU). The state dict changes: pad after loading,
-        for inference and export only. See
-        :func:`mmghost.models.backbones.padding.pad_channels`.
-        """
-        return pad_channels(self, multiple)
+    def _fold_norms(self):
+        self.conv_stem = fuse_conv_norm(self.conv_stem, self.bn1)
+        self.bn1 = nn.Identity()
+        for stage in self.blocks:
+            for block in stage:
+                block.switch_to_deploy()

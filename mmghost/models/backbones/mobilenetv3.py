@@ -344,17 +344,7 @@ class MobileNetV3(GhostBackboneBase):
                 outs.append(x)
         return tuple(outs)
 
-    def switch_to_deploy(self):
-        """Fold every norm into its convolution, in place, irreversibly.
-
-        The outputs equal eval mode's (up to float rounding); the structure
-        is then the one ``deploy=True`` builds. Needs BatchNorm.
-        """
-        if self.deploy:
-            return
-        self.eval()
+    def _fold_norms(self):
         for module in self.modules():
             if isinstance(module, ConvNormAct):
                 module.switch_to_deploy()
-        self.deploy = True
-        self._freeze_stages()  # the fused convs are new parameters

@@ -7,6 +7,8 @@ from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmghost  # noqa: F401
+from mmghost.deployment import SplitGhostBottleneck
+from mmghost.models.backbones import GhostNet
 
 ALL_STAGES = (0, 1, 2, 3, 4, 5)
 
@@ -53,8 +55,8 @@ def test_deploy_equals_eval(arch, width):
 
 
 def test_split_forward_equals_concat_forward():
-    # deploy mode's concat-free bottleneck path (large maps) computes what
-    # the plain path computes
+    # deploy mode swaps every GhostNet bottleneck for the concat-free one,
+    # whose large-map path computes what the plain path computes
     model = MODELS.build(dict(type='GhostNet', widen_factor=1.1,
                               out_indices=ALL_STAGES))
     randomise_norms(model)
@@ -62,7 +64,9 @@ def test_split_forward_equals_concat_forward():
     model.switch_to_deploy()
     x = torch.randn(1, 3, 240, 256)
     blocks = [b for stage in model.blocks for b in stage
-              if hasattr(b, 'split_min_pixels')]
+              if isinstance(b, SplitGhostBottleneck)]
+    # one per row of the architecture table
+    assert len(blocks) == sum(len(group) for group in GhostNet.arch_settings)
     with torch.no_grad():
         for b in blocks:
             b.split_min_pixels = 0
@@ -72,6 +76,21 @@ def test_split_forward_equals_concat_forward():
         plain = model(x)
     for a, b in zip(split, plain):
         assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-5
+
+
+@pytest.mark.parametrize('arch, split', [('GhostNet', 16), ('GhostNetV2', 2)])
+def test_deploy_build_swaps_the_same_bottlenecks(arch, split):
+    # deploy=True builds what switch_to_deploy() makes, the swapped
+    # bottlenecks included (GhostNetV2's DFC-gated ones keep theirs)
+    def swapped(model):
+        return [name for name, m in model.named_modules()
+                if isinstance(m, SplitGhostBottleneck)]
+
+    switched = MODELS.build(dict(type=arch)).eval()
+    switched.switch_to_deploy()
+    built = MODELS.build(dict(type=arch, deploy=True))
+    assert len(swapped(built)) == split
+    assert swapped(built) == swapped(switched)
 
 
 def test_switch_is_idempotent_and_irreversible():

@@ -10,6 +10,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 
 import mmghost  # noqa: F401
+from mmghost.deployment import pad_channels
 from tests.test_models.test_backbones.test_deploy import (ALL_STAGES,
                                                           randomise_norms)
 
@@ -29,7 +30,7 @@ def rel_error(a, b):
 @pytest.mark.parametrize('width,multiple', [(0.5, 8), (1.1, 8), (1.3, 16)])
 def test_padded_network_equals_the_original(width, multiple):
     model = build(width)
-    padded = copy.deepcopy(model).pad_channels(multiple)
+    padded = pad_channels(copy.deepcopy(model), multiple)
     # 97x130: odd sizes; 240x256: the first stages take the split path
     for size in [(97, 130), (240, 256)]:
         x = torch.randn(2, 3, *size)
@@ -44,7 +45,7 @@ def test_padded_network_equals_the_original(width, multiple):
             assert rel_error(a, c) <= 1e-5
             assert rel_error(b, c) <= 1e-5
 
-    convs = [(name, m) for name, m in padded.named_modules()
+    convs = [(name, m) for name, m in padded.backbone.named_modules()
              if isinstance(m, nn.Conv2d)]
     unaligned = [(name, m.in_channels, m.out_channels) for name, m in convs
                  if m.out_channels % multiple or (
@@ -58,7 +59,7 @@ def test_padded_network_equals_the_original(width, multiple):
 
 def test_padding_switches_to_deploy_first():
     model = build(1.1)
-    model.pad_channels()
+    pad_channels(model)
     assert model.deploy
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
@@ -67,14 +68,14 @@ def test_padding_switches_to_deploy_first():
 def test_a_bad_multiple_is_named(multiple):
     model = build(1.0)
     with pytest.raises(ValueError, match=f'multiple={multiple!r}'):
-        model.pad_channels(multiple)
+        pad_channels(model, multiple)
     assert not model.deploy  # nothing changed
 
 
 def test_padding_twice_is_refused():
-    model = build(1.0).pad_channels(8)
+    model = pad_channels(build(1.0), 8)
     with pytest.raises(RuntimeError, match='already channel-padded'):
-        model.pad_channels(8)
+        pad_channels(model, 8)
 
 
 def test_ghostnetv2_is_refused_before_anything_changes():
@@ -82,7 +83,7 @@ def test_ghostnetv2_is_refused_before_anything_changes():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(NotImplementedError, match='GhostNetV2.*GhostNet '
                        r'\(v1\) only'):
-        model.pad_channels(8)
+        pad_channels(model, 8)
     assert not model.deploy
     assert all(torch.equal(state[k], v)
                for k, v in model.state_dict().items())

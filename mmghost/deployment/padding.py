@@ -13,16 +13,17 @@ same; the state dict is not (see :func:`pad_channels`).
 
 Each tensor's layout is where its real channels sit in the padded tensor.
 A Ghost module's output keeps its halves apart: ``[a, 0.., b, 0..]``, so
-nothing is moved at run time.
+nothing is moved at run time. :class:`ChannelPadded` runs the padded
+backbone and keeps the real channels of each output.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-from ..layers import GhostModule
+from mmghost.models.layers import GhostModule
 
-__all__ = ['pad_channels']
+__all__ = ['ChannelPadded', 'pad_channels']
 
 
 class _Layout:
@@ -130,14 +131,44 @@ def _is_bottleneck(block: nn.Module) -> bool:
     return hasattr(block, 'ghost1')
 
 
-def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
+class ChannelPadded(nn.Module):
+    """A channel-padded backbone, returning only the real channels.
+
+    Args:
+        backbone (GhostNet): The padded backbone.
+        taps (list): Per output of ``backbone``, where its real channels
+            are: a count (they lead, in order) or their positions.
+    """
+
+    def __init__(self, backbone: nn.Module,
+                 taps: List[Union[int, torch.Tensor]]):
+        super().__init__()
+        self.backbone = backbone
+        self.taps = taps
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        return self.backbone.out_channels
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        outs = []
+        for out, tap in zip(self.backbone(x), self.taps):
+            if isinstance(tap, int):
+                outs.append(out[:, :tap])
+            else:
+                outs.append(out.index_select(1, tap.to(out.device)))
+        return tuple(outs)
+
+
+def pad_channels(backbone: nn.Module, multiple: int = 8) -> ChannelPadded:
     """Pad a GhostNet's every intermediate width to a multiple, in place.
 
     The backbone is switched to deploy mode first (norms must be folded
-    for the zero channels to stay zero). Outputs equal the unpadded
-    network's; what changes is the module structure, so the padded model's
-    state dict no longer matches the release or a deploy checkpoint: pad
-    after loading, for inference and export only.
+    for the zero channels to stay zero). The returned module's outputs
+    equal the unpadded network's; what changes is the module structure, so
+    the padded model's state dict no longer matches the release or a deploy
+    checkpoint: pad after loading, for inference and export only
+    (``detector.backbone = pad_channels(detector.backbone)``).
 
     Args:
         backbone (GhostNet): The network, changed in place.
@@ -145,13 +176,14 @@ def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
             16 for AVX-512. Default: 8.
 
     Returns:
-        The same backbone.
+        ChannelPadded: ``backbone``, keeping the real channels of its
+        outputs.
     """
     if isinstance(multiple, bool) or not isinstance(multiple,
                                                     int) or multiple < 1:
         raise ValueError('multiple must be an int >= 1, but got '
                          f'multiple={multiple!r}')
-    if getattr(backbone, 'tap_positions', None) is not None:
+    if isinstance(backbone, ChannelPadded):
         raise RuntimeError('the backbone is already channel-padded')
     blocks = [block for stage in backbone.blocks for block in stage
               if _is_bottleneck(block)]
@@ -170,7 +202,7 @@ def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
         stem = _halves(first.ghost2, multiple)[1]
     backbone.conv_stem = _padded_conv(backbone.conv_stem, stem, None)
 
-    layout, taps = stem, {}
+    layout, taps = stem, []
     for stage in range(len(backbone.stage_ends)):
         for i in backbone.stage_blocks(stage):
             for block in backbone.blocks[i]:
@@ -180,9 +212,9 @@ def pad_channels(backbone: nn.Module, multiple: int = 8) -> nn.Module:
                     out = _Layout.plain(block.conv.out_channels, multiple)
                     block.conv = _padded_conv(block.conv, out, layout)
                     layout = out
-        # a stage output: its real channels, by a slice where they lead
-        taps[stage] = (len(layout.positions)
-                       if layout.is_prefix() else layout.positions)
-    backbone.tap_positions = taps
-    return backbone
-
+        # an output: its real channels, by a slice where they lead
+        if stage in backbone.out_indices:
+            taps.append(
+                len(layout.positions)
+                if layout.is_prefix() else layout.positions)
+    return ChannelPadded(backbone, taps)
