@@ -12,6 +12,8 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 import mmghost  # noqa: F401  (applies the fix)
 from mmghost.compat import load_from_local
 
+pytestmark = pytest.mark.trains
+
 
 class TinyModel(BaseModel):
 

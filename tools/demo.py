@@ -88,6 +88,11 @@ def main():
           f'{out_dir}')
     print(f'checkpoints and logs: {osp.abspath(cfg.work_dir)}')
     print('=' * 64)
+    if map50 < MAP50_BAR:
+        raise SystemExit(
+            f'Demo failed: bbox mAP@0.5 {map50:.3f} on the training images '
+            f'is below the memorisation bar {MAP50_BAR}; the model did not '
+            'learn its images.')
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ from mmghost.engine import (SafeRunner, atomic_write_text, checkpointing,
 from mmghost.engine.checkpointing import resume_problem
 from tests.test_engine.helpers import ROOT, env
 
+pytestmark = pytest.mark.trains
+
 CHILD = textwrap.dedent('''
     import os, sys, time
     import torch, torch.nn as nn

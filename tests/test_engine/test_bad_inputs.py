@@ -20,6 +20,8 @@ from mmghost.utils import check_data
 from tests.test_engine.helpers import (DATA, DEMO, demo_options, log_text,
                                        run, snapshot, train_cmd)
 
+pytestmark = pytest.mark.trains
+
 PERSON = [{'id': 1, 'name': 'person', 'supercategory': 'person'}]
 
 

@@ -32,6 +32,8 @@ from tests.test_engine.helpers import (DATA, DEMO, ROOT, TIMEOUT, TOOLS,
                                        train_cmd)
 from tests.test_engine.signal_hooks import SignalAtIter
 
+pytestmark = pytest.mark.trains
+
 EPOCHS = 2
 ITERS = 5  # per epoch: 10 person images x times=2, batches of 4
 # no validation: it is not what is tested, and it costs a run seconds

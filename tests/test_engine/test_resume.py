@@ -24,6 +24,8 @@ from mmghost.engine.checkpointing import resume_problem
 from tests.test_engine.helpers import (ROOT, demo_options, env, load,
                                        log_text, run, train_cmd)
 
+pytestmark = pytest.mark.trains
+
 EPOCHS = 3
 ITERS = 5  # per epoch: 10 person images x times=2, batches of 4
 OPTIONS = demo_options(times=2, epochs=EPOCHS)

@@ -16,6 +16,8 @@ from tests.test_deployment.demo_checkpoint import (DEMO_IMAGES,
                                                    RETINANET_DEMO, run_tool,
                                                    trained_checkpoint)
 
+pytestmark = pytest.mark.trains
+
 # every prediction the model makes is kept (test_cfg.score_thr=0), so that
 # the barely trained demo has boxes to draw and to write
 KEEP_ALL = ('--cfg-options', 'model.test_cfg.score_thr=0.0')

@@ -22,6 +22,8 @@ from tests.test_engine.helpers import load, log_text, run, train_cmd
 from tests.test_models.test_backbones.contract import fake_checkpoint
 from tests.utils import ROOT, run_tool
 
+pytestmark = pytest.mark.trains
+
 # one epoch over the shipped images, as the demo checkpoint was trained, at
 # a small scale, no validation, a checkpoint per epoch
 ONE_EPOCH = ('train_dataloader.dataset.times=1', 'train_cfg.val_interval=9',
