@@ -6,14 +6,13 @@
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS
+from mmengine.config import ConfigDict, DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.engine import SafeRunner, shutdown_dist
+from mmghost.engine import (build_runner, config_from_args, parse_tool_args,
+                            shutdown_dist)
 from mmghost.utils import check_data
 
 
@@ -41,20 +40,11 @@ def parse_args():
         action=DictAction,
         help='override config settings, key=value pairs')
     parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--tta',
         action='store_true',
         help="test-time augmentation from the config's tta_model and "
         'tta_pipeline')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser)
 
 
 def main():
@@ -62,17 +52,7 @@ def main():
     from mmdet.engine.hooks.utils import trigger_visualization_hook
     from mmdet.evaluation import DumpDetResults
 
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+    cfg = config_from_args(args)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint
@@ -93,12 +73,7 @@ def main():
 
     check_data(cfg, ('test_dataloader', ), args.config)
 
-    # mmghost's runner (atomic checkpoints, a checked resume, DDP on CPU)
-    # unless the config names its own
-    if 'runner_type' not in cfg:
-        runner = SafeRunner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
 
     if args.out is not None:
         runner.test_evaluator.metrics.append(

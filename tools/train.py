@@ -9,14 +9,12 @@ SIGTERM or SIGINT stops training after the current iteration with a
 checkpoint (exit status 143 or 130); ``--resume`` continues from it.
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
+from mmengine.config import DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.engine import Preempted, ResumeError, SafeRunner, shutdown_dist
+from mmghost.engine import (Preempted, ResumeError, build_runner,
+                            config_from_args, parse_tool_args, shutdown_dist)
 from mmghost.utils import check_data
 
 
@@ -48,32 +46,12 @@ def parse_args():
         action=DictAction,
         help='override config settings, key=value pairs such as '
         'train_dataloader.batch_size=4 or "model.neck.in_channels=[a,b]"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser)
 
 
 def main():
     args = parse_args()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = config_from_args(args)
 
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -96,12 +74,7 @@ def main():
 
     check_data(cfg, ('train_dataloader', 'val_dataloader'), args.config)
 
-    # mmghost's runner (atomic checkpoints, a checked resume, DDP on CPU)
-    # unless the config names its own
-    if 'runner_type' not in cfg:
-        runner = SafeRunner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     try:
         runner.train()
     except ResumeError as e:

@@ -6,11 +6,12 @@ from .checkpointing import (ResumeError, SafeCheckpointHook,
 from .dist import CPUDistributedDataParallel, shutdown_dist
 from .loops import ResumableEpochBasedTrainLoop
 from .preemption import Preempted, PreemptionHook
-from .runner import SafeRunner
+from .runner import (SafeRunner, build_runner, config_from_args,
+                     parse_tool_args)
 
 __all__ = [
     'CPUDistributedDataParallel', 'Preempted', 'PreemptionHook',
     'ResumableEpochBasedTrainLoop', 'ResumeError', 'SafeCheckpointHook',
-    'SafeRunner', 'atomic_write_text', 'find_resume_checkpoint',
-    'shutdown_dist'
+    'SafeRunner', 'atomic_write_text', 'build_runner', 'config_from_args',
+    'find_resume_checkpoint', 'parse_tool_args', 'shutdown_dist'
 ]

@@ -1,5 +1,6 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-"""Checkpoints that survive a kill, and a resume that never silently restarts.
+"""Saving and resuming training: checkpoints that survive a kill, and a
+resume that never silently restarts.
 
 mmengine 0.10.7 writes ``epoch_N.pth`` and ``last_checkpoint`` in place, so a
 job killed while saving leaves a truncated file that ``torch.load`` rejects
@@ -9,16 +10,21 @@ checkpoint *before* writing the new one; and auto-resume trusts
 
 Here a file is complete or absent: it is written beside its final name,
 flushed to disk and renamed over it (``os.replace`` is atomic on POSIX and
-Windows). :class:`SafeCheckpointHook` saves, then points ``last_checkpoint``
-at the new file, and only then prunes; :func:`find_resume_checkpoint` checks
-that the checkpoint it hands to ``Runner.resume`` loads.
+Windows): :func:`save_atomically` for checkpoints (``SafeRunner``'s
+``save_checkpoint``), :func:`atomic_write_text` for ``last_checkpoint``.
+:class:`SafeCheckpointHook` saves, then points ``last_checkpoint`` at the
+new file, and only then prunes; :func:`resume_target` checks that the
+checkpoint it hands to ``Runner.resume`` loads.
+
+Loading weights (ImageNet backbones, trained detectors) is
+:mod:`mmghost.checkpoint`.
 """
 import glob
 import logging
 import os
 import os.path as osp
 import re
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -28,7 +34,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
     'ResumeError', 'SafeCheckpointHook', 'atomic_write_text',
-    'find_resume_checkpoint', 'fsync_path', 'resume_problem'
+    'find_resume_checkpoint', 'fsync_path', 'resume_problem',
+    'resume_target', 'save_atomically'
 ]
 
 LAST_CHECKPOINT = 'last_checkpoint'
@@ -58,15 +65,28 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def _replace(tmp: str, path: str) -> None:
+    """Flush the written ``tmp`` to disk and rename it over ``path``."""
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(osp.dirname(osp.abspath(path)))
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Replace ``path`` by a file holding ``text``, all at once."""
     tmp = path + TMP_SUFFIX
     with open(tmp, 'w') as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(osp.dirname(osp.abspath(path)))
+    _replace(tmp, path)
+
+
+def save_atomically(save: Callable[[str], None], out_dir: str,
+                    filename: str) -> None:
+    """Write ``out_dir/filename`` all at once: ``save(name)`` writes the
+    file under ``filename + '.tmp'``, which then replaces ``filename``."""
+    tmp_name = filename + TMP_SUFFIX
+    save(tmp_name)
+    _replace(osp.join(out_dir, tmp_name), osp.join(out_dir, filename))
 
 
 def _is_local(path: str) -> bool:
@@ -189,6 +209,18 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
         f'there loads ({others}); rather than train from epoch 0, this run '
         'stops: pass --resume CKPT, or move the checkpoints away to start '
         'from scratch.')
+
+
+def resume_target(work_dir: str, load_from: Optional[str]) -> Optional[str]:
+    """The checkpoint a resume continues from: ``load_from`` if given (it
+    must load, else :class:`ResumeError`), else
+    :func:`find_resume_checkpoint` of ``work_dir``."""
+    if load_from is None:
+        return find_resume_checkpoint(work_dir)
+    why = resume_problem(load_from)
+    if why is not None:
+        raise ResumeError(f'cannot resume from {load_from}: it {why}.')
+    return load_from
 
 
 @HOOKS.register_module()

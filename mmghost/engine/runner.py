@@ -6,7 +6,8 @@ sets ``runner_type``. What it changes, and nothing else:
 
 * ``save_checkpoint`` writes ``<name>.tmp`` beside the checkpoint, flushes it
   to disk and renames it over ``<name>``: a kill leaves the old file or the
-  new one, never half of one. The checkpoint hook is
+  new one, never half of one. How checkpoints are saved and which one a
+  resume takes live in :mod:`mmghost.engine.checkpointing`; the hook is
   :class:`~mmghost.engine.checkpointing.SafeCheckpointHook`, which does the
   same for ``last_checkpoint`` and prunes old checkpoints last.
 * Resuming checks the checkpoint first. Auto-resume (``resume=True`` without
@@ -24,10 +25,12 @@ sets ``runner_type``. What it changes, and nothing else:
   inside the epoch where it stopped instead of training its first batches
   again.
 """
+import argparse
 import os
 import os.path as osp
 from typing import Dict, Optional
 
+from mmengine.config import Config
 from mmengine.dist import is_distributed, master_only
 from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.hooks import CheckpointHook
@@ -35,14 +38,15 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import EpochBasedTrainLoop, Runner
 
-from .checkpointing import (LAST_CHECKPOINT, TMP_SUFFIX, ResumeError,
-                            find_resume_checkpoint, fsync_path,
-                            resume_problem)
+from .checkpointing import (LAST_CHECKPOINT, ResumeError, resume_target,
+                            save_atomically)
 from .dist import cpu_model_wrapper_cfg, cuda_absent, init_dist
 from .loops import ResumableEpochBasedTrainLoop
 from .preemption import Preempted, PreemptionHook
 
-__all__ = ['SafeRunner']
+__all__ = [
+    'SafeRunner', 'build_runner', 'config_from_args', 'parse_tool_args'
+]
 
 
 def _is_checkpoint_hook(cfg) -> bool:
@@ -131,12 +135,9 @@ class SafeRunner(Runner):
             LocalBackend)
         if not local:
             return super().save_checkpoint(out_dir, filename, **kwargs)
-        tmp_name = filename + TMP_SUFFIX
-        super().save_checkpoint(out_dir, tmp_name, **kwargs)
-        tmp = osp.join(out_dir, tmp_name)
-        fsync_path(tmp)
-        os.replace(tmp, osp.join(out_dir, filename))
-        fsync_path(out_dir)
+        save_atomically(
+            lambda name: super(SafeRunner, self).save_checkpoint(
+                out_dir, name, **kwargs), out_dir, filename)
 
     # -- resuming ----------------------------------------------------------
     def train(self):
@@ -166,23 +167,56 @@ class SafeRunner(Runner):
         if self._has_loaded or not self._resume:
             return super().load_or_resume()
         try:
-            if self._load_from is not None:
-                resume_from = self._load_from
-                why = resume_problem(resume_from)
-                if why is not None:
-                    raise ResumeError(
-                        f'cannot resume from {resume_from}: it {why}.')
-            else:
-                resume_from = find_resume_checkpoint(self.work_dir)
-                if resume_from is None:
-                    self.logger.warning(
-                        f'resume: {self.work_dir} holds no checkpoint yet '
-                        '(no last_checkpoint, no *.pth), so training starts '
-                        'from scratch')
-                    return
-                self.logger.info(f'Auto-resuming from {resume_from}')
+            resume_from = resume_target(self.work_dir, self._load_from)
         except ResumeError as e:
             self.logger.error(str(e))
             raise
+        if resume_from is None:
+            self.logger.warning(
+                f'resume: {self.work_dir} holds no checkpoint yet (no '
+                'last_checkpoint, no *.pth), so training starts from scratch')
+            return
+        if self._load_from is None:
+            self.logger.info(f'Auto-resuming from {resume_from}')
         self.resume(resume_from)
         self._has_loaded = True
+
+
+# -- what tools/train.py and tools/test.py share ---------------------------
+def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add mmdet's ``--launcher``/``--local-rank`` to a tool's ``parser``,
+    parse, and export ``LOCAL_RANK`` for launchers that pass the flag."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """``args.config`` with ``--launcher`` and ``--cfg-options`` applied and
+    its work dir set: ``--work-dir`` > the config's > ``./work_dirs/<config
+    name>``."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """mmghost's :class:`SafeRunner` (atomic checkpoints, a checked resume,
+    DDP on CPU), unless the config names its own ``runner_type``."""
+    if 'runner_type' not in cfg:
+        return SafeRunner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
