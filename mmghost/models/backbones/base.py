@@ -17,6 +17,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmghost.checkpoint import load_backbone_checkpoint
+from ..layers import NORM_TYPES
 
 __all__ = ['GhostBackboneBase']
 
@@ -49,6 +50,7 @@ class GhostBackboneBase(BaseModule):
                  widen_factor: float,
                  out_indices: Sequence[int],
                  frozen_stages: int,
+                 norm_cfg: dict,
                  norm_eval: bool,
                  with_cp: bool,
                  deploy: bool = False,
@@ -82,9 +84,14 @@ class GhostBackboneBase(BaseModule):
                 f'frozen_stages must be an int in range(-1, {num_stages}) '
                 '(-1 freezes nothing, k freezes stages 0..k), '
                 f'but got frozen_stages={frozen_stages!r}')
+        if not isinstance(norm_cfg, dict) or norm_cfg.get(
+                'type') not in NORM_TYPES:
+            raise ValueError(f'norm_cfg type must be one of {NORM_TYPES}, '
+                             f'but got norm_cfg={norm_cfg!r}')
         self.widen_factor = widen_factor
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
+        self.norm_cfg = norm_cfg
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.deploy = deploy

@@ -10,7 +10,7 @@ The structure and the parameter names follow Huawei's release
 Apache-2.0), which timm's ``ghostnet_100`` shares, so both ImageNet
 checkpoints load without key surgery.
 """
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -28,11 +28,6 @@ __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
 def _width(channels: float, widen_factor: float) -> int:
     """Scale a channel count; divisor 4, as the published weights were."""
     return make_divisible(channels * widen_factor, 4)
-
-
-def _norm(norm_cfg: dict, channels: int, name: str, deploy: bool):
-    """The norm after a conv; none in deploy mode (folded into its conv)."""
-    return nn.Identity() if deploy else build_norm(norm_cfg, channels, name)
 
 
 class SqueezeExcite(nn.Module):
@@ -74,7 +69,7 @@ class ConvBnAct(nn.Module):
             kernel_size,
             padding=kernel_size // 2,
             bias=deploy)
-        self.bn1 = _norm(norm_cfg, out_channels, 'bn1', deploy)
+        self.bn1 = build_norm(norm_cfg, out_channels, 'bn1', deploy)
         self.act1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,10 +106,9 @@ class GhostBottleneck(nn.Module):
                  dw_kernel_size: int = 3,
                  stride: int = 1,
                  se_ratio: float = 0.,
-                 norm_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
                  deploy: bool = False):
         super().__init__()
-        norm_cfg = norm_cfg or dict(type='BN')
         self.stride = stride
         padding = (dw_kernel_size - 1) // 2
 
@@ -137,7 +131,7 @@ class GhostBottleneck(nn.Module):
                 padding=padding,
                 groups=mid_channels,
                 bias=deploy)
-            self.bn_dw = _norm(norm_cfg, mid_channels, 'bn_dw', deploy)
+            self.bn_dw = build_norm(norm_cfg, mid_channels, 'bn_dw', deploy)
         else:
             self.conv_dw = None
             self.bn_dw = None
@@ -167,9 +161,9 @@ class GhostBottleneck(nn.Module):
                     padding=padding,
                     groups=in_channels,
                     bias=deploy),
-                _norm(norm_cfg, in_channels, 'shortcut.1', deploy),
+                build_norm(norm_cfg, in_channels, 'shortcut.1', deploy),
                 nn.Conv2d(in_channels, out_channels, 1, bias=deploy),
-                _norm(norm_cfg, out_channels, 'shortcut.3', deploy),
+                build_norm(norm_cfg, out_channels, 'shortcut.3', deploy),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -284,20 +278,18 @@ class GhostNet(GhostBackboneBase):
                  widen_factor: float = 1.0,
                  out_indices: Sequence[int] = (1, 2, 3, 4),
                  frozen_stages: int = -1,
-                 norm_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  deploy: bool = False,
                  init_cfg=None):
-        super().__init__(widen_factor, out_indices, frozen_stages, norm_eval,
-                         with_cp, deploy, init_cfg)
-        norm_cfg = norm_cfg or dict(type='BN')
-        self.norm_cfg = norm_cfg
+        super().__init__(widen_factor, out_indices, frozen_stages, norm_cfg,
+                         norm_eval, with_cp, deploy, init_cfg)
 
         # Stem
         channels = _width(self.stem_channels, widen_factor)
         self.conv_stem = nn.Conv2d(3, channels, 3, 2, 1, bias=deploy)
-        self.bn1 = _norm(norm_cfg, channels, 'bn1', deploy)
+        self.bn1 = build_norm(norm_cfg, channels, 'bn1', deploy)
         self.act1 = nn.ReLU(inplace=True)
         stride = 2
 

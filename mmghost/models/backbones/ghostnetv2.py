@@ -17,7 +17,6 @@ The structure and the parameter names follow Huawei's release
 ``ghostnetv2_100/130/160`` share, so both ImageNet checkpoints load without
 key surgery.
 """
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -65,9 +64,8 @@ class GhostModuleV2(GhostModule):
                  stride: int = 1,
                  act: bool = True,
                  dfc_kernel_size: int = 5,
-                 norm_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
                  deploy: bool = False):
-        norm_cfg = norm_cfg or dict(type='BN')
         super().__init__(
             in_channels,
             out_channels,
@@ -80,10 +78,6 @@ class GhostModuleV2(GhostModule):
             deploy=deploy)
         pad = dfc_kernel_size // 2
 
-        def norm(name):
-            return nn.Identity() if deploy else build_norm(
-                norm_cfg, out_channels, name)
-
         # DFC attention: 1x1 conv, then fully connected along W and along H
         # (depthwise 1xK and Kx1), each followed by a norm
         self.short_conv = nn.Sequential(
@@ -94,21 +88,21 @@ class GhostModuleV2(GhostModule):
                 stride,
                 kernel_size // 2,
                 bias=deploy),
-            norm('short_conv.1'),
+            build_norm(norm_cfg, out_channels, 'short_conv.1', deploy),
             nn.Conv2d(
                 out_channels,
                 out_channels, (1, dfc_kernel_size),
                 padding=(0, pad),
                 groups=out_channels,
                 bias=deploy),
-            norm('short_conv.3'),
+            build_norm(norm_cfg, out_channels, 'short_conv.3', deploy),
             nn.Conv2d(
                 out_channels,
                 out_channels, (dfc_kernel_size, 1),
                 padding=(pad, 0),
                 groups=out_channels,
                 bias=deploy),
-            norm('short_conv.5'),
+            build_norm(norm_cfg, out_channels, 'short_conv.5', deploy),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -57,8 +57,7 @@ class ConvNormAct(nn.Sequential):
                 (kernel_size - 1) // 2,
                 groups=groups,
                 bias=deploy),
-            nn.Identity() if deploy else build_norm(norm_cfg, out_channels,
-                                                    f'{name}.1'),
+            build_norm(norm_cfg, out_channels, f'{name}.1', deploy),
         ]
         if act is not None:
             layers.append(_ACTIVATIONS[act](inplace=True))
@@ -264,7 +263,7 @@ class MobileNetV3(GhostBackboneBase):
                  widen_factor: float = 1.0,
                  out_indices: Sequence[int] = (1, 2, 3, 4),
                  frozen_stages: int = -1,
-                 norm_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN', eps=0.001, momentum=0.01),
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  deploy: bool = False,
@@ -273,11 +272,9 @@ class MobileNetV3(GhostBackboneBase):
             raise ValueError(f'arch must be one of '
                              f'{tuple(self.arch_settings)}, but got '
                              f'arch={arch!r}')
-        super().__init__(widen_factor, out_indices, frozen_stages, norm_eval,
-                         with_cp, deploy, init_cfg)
-        norm_cfg = norm_cfg or dict(type='BN', eps=0.001, momentum=0.01)
+        super().__init__(widen_factor, out_indices, frozen_stages, norm_cfg,
+                         norm_eval, with_cp, deploy, init_cfg)
         self.arch = arch
-        self.norm_cfg = norm_cfg
 
         # Stem
         channels = _width(self.stem_channels, widen_factor)

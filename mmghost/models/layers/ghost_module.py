@@ -27,12 +27,19 @@ __all__ = [
 NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'GN')
 
 
-def build_norm(norm_cfg: dict, num_features: int, name: str) -> nn.Module:
-    """Build one norm layer, checking ``norm_cfg`` against its channels.
+def build_norm(norm_cfg: Optional[dict],
+               num_features: int,
+               name: str,
+               deploy: bool = False) -> nn.Module:
+    """The norm after a conv, checking ``norm_cfg`` against its channels.
 
-    ``name`` is where the layer sits (``'ghost1.primary_conv.1'``); callers
-    that know more of the path prepend it when they re-raise.
+    ``nn.Identity()`` where there is none: ``norm_cfg=None``, or deploy mode
+    (the norm is folded into its conv). ``name`` is where the layer sits
+    (``'ghost1.primary_conv.1'``); callers that know more of the path
+    prepend it when they re-raise.
     """
+    if norm_cfg is None or deploy:
+        return nn.Identity()
     norm_type = norm_cfg.get('type') if isinstance(norm_cfg, dict) else None
     if norm_type not in NORM_TYPES:
         raise ValueError(f'norm_cfg type must be one of {NORM_TYPES}, '
@@ -150,12 +157,7 @@ class GhostModule(nn.Module):
         new_channels = init_channels * (ratio - 1)
         if padding is None:
             padding = kernel_size // 2 * dilation
-        with_norm = norm_cfg is not None and not deploy
         conv_bias = deploy or (bias and norm_cfg is None)
-
-        def norm(channels, name):
-            return build_norm(norm_cfg, channels,
-                              name) if with_norm else nn.Identity()
 
         # Primary convolution: the intrinsic feature maps
         self.primary_conv = nn.Sequential(
@@ -167,7 +169,7 @@ class GhostModule(nn.Module):
                 padding,
                 dilation,
                 bias=conv_bias),
-            norm(init_channels, 'primary_conv.1'),
+            build_norm(norm_cfg, init_channels, 'primary_conv.1', deploy),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
@@ -181,7 +183,7 @@ class GhostModule(nn.Module):
                 dw_size // 2,
                 groups=init_channels,
                 bias=conv_bias),
-            norm(new_channels, 'cheap_operation.1'),
+            build_norm(norm_cfg, new_channels, 'cheap_operation.1', deploy),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
