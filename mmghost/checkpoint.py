@@ -1,22 +1,56 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-"""Strict loading of ImageNet checkpoints into a backbone.
+"""Loading weights: local files, ImageNet backbones, whole detectors.
 
-The published GhostNet weights (Huawei's ``ghostnet_1x.pth`` and timm's
-``ghostnet_100``, ``.pth`` or ``.safetensors``) carry the backbone under the
-same names as mmghost plus a classifier (``conv_head``, ``classifier``).
-Anything else that does not fit is an error, never a log line.
+* :func:`load_from_local` reads a local ``.pth`` or ``.safetensors`` file;
+  ``mmghost.compat`` makes it mmengine's loader of local paths (under
+  torch >= 2.6 mmengine's own refuses mmengine's checkpoints).
+* :func:`load_backbone_checkpoint` loads ImageNet weights into a backbone,
+  all or nothing. The published GhostNet weights (Huawei's
+  ``ghostnet_1x.pth`` and timm's ``ghostnet_100``, ``.pth`` or
+  ``.safetensors``) carry the backbone under the same names as mmghost plus
+  a classifier (``conv_head``, ``classifier``). Anything else that does not
+  fit is an error, never a log line.
+* :func:`build_model` builds a config's detector with a trained checkpoint
+  loaded strictly, for the tools that convert, export or evaluate it.
+
+Saving and resuming training is :mod:`mmghost.engine.checkpointing`.
 """
+import copy
+import os.path as osp
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
-__all__ = ['load_backbone_checkpoint', 'read_state_dict']
+__all__ = [
+    'load_from_local', 'load_backbone_checkpoint', 'read_state_dict',
+    'build_model', 'SAFETENSORS_SUFFIX'
+]
 
+SAFETENSORS_SUFFIX = '.safetensors'
 _SHOWN = 5  # keys listed per category in an error message
+
+
+def load_from_local(filename: str, map_location=None):
+    """Load a local checkpoint (``.pth`` pickle or ``.safetensors``).
+
+    A ``.pth`` is unpickled with ``weights_only=False``: checkpoints are
+    trusted inputs of a training run, as they were under torch < 2.6.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    if filename.endswith(SAFETENSORS_SUFFIX):
+        from safetensors.torch import load_file
+        device = map_location if isinstance(map_location, str) else 'cpu'
+        return load_file(filename, device=device)
+    return torch.load(filename, map_location=map_location, weights_only=False)
 
 
 def read_state_dict(filename: str,
@@ -112,3 +146,34 @@ def load_backbone_checkpoint(module: nn.Module,
         f'{type(module).__name__} ({skipped} classifier/extra entries '
         'ignored)',
         logger='current')
+
+
+def build_model(config: Union[str, Config],
+                checkpoint: str,
+                cfg_options: Optional[dict] = None) -> nn.Module:
+    """The detector of ``config`` with ``checkpoint`` loaded, on CPU, eval.
+
+    The checkpoint must fit exactly, else ``ValueError`` lists the keys: an
+    export of a half-loaded network would be checked, and pass, against
+    itself. ``model.cfg`` holds the config, ``model.checkpoint_meta`` the
+    checkpoint's ``meta``.
+    """
+    if isinstance(config, str):
+        cfg = Config.fromfile(config)
+    else:
+        cfg = copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model)
+    try:
+        loaded = load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as e:  # mmengine's strict load lists the keys
+        raise ValueError(f'checkpoint {checkpoint} does not fit the model of '
+                         f'{cfg.filename}: {e}') from e
+    model = revert_sync_batchnorm(model)
+    model.cfg = cfg
+    model.checkpoint_meta = dict(loaded.get('meta', {}))
+    return model.eval()

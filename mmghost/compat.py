@@ -1,46 +1,34 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
 """The one torch/mmengine compatibility fix mmghost applies on import.
 
-mmengine 0.10.7 reads local checkpoints with ``torch.load(filename,
-map_location=...)``. Since torch 2.6 that call defaults to
-``weights_only=True``, which refuses the checkpoints mmengine's own
-``Runner`` writes (they pickle ``message_hub``, config and numpy objects), so
-``load_from``, ``--resume`` and ``tools/test.py`` stop working.
+What it patches: the local-file scheme of mmengine's ``CheckpointLoader``
+(``CheckpointLoader._schemes['']``, registered by mmengine 0.10.7 as
+``mmengine.runner.checkpoint.load_from_local``), which every local
+checkpoint path goes through: ``load_from``, ``--resume``,
+``tools/test.py``, ``init_cfg=dict(type='Pretrained')`` and
+``mmengine.runner.load_checkpoint``. It is replaced by
+:func:`mmghost.checkpoint.load_from_local`. Nothing else changes:
+``torch.load`` itself is untouched for every other caller in the process,
+and the other schemes (``http://``, ``s3://``, ...) stay mmengine's.
 
-The fix is scoped to mmengine's checkpoint loading: mmengine resolves every
-checkpoint path through ``CheckpointLoader``'s URL schemes, and the empty
-prefix is its local-file scheme. We register a replacement for that one
-scheme that
+Why: mmengine 0.10.7 calls ``torch.load(filename, map_location=...)``.
+Since torch 2.6 that call defaults to ``weights_only=True``, which refuses
+the checkpoints mmengine's own ``Runner`` writes (they pickle
+``message_hub``, config and numpy objects). The replacement passes
+``weights_only=False``, as mmengine meant when it was written, and also
+reads ``.safetensors`` files (timm publishes its weights that way).
 
-* passes ``weights_only=False`` explicitly, which is what mmengine meant
-  when it was written (checkpoints are trusted inputs of a training run,
-  exactly as they were under torch < 2.6), and
-* reads ``.safetensors`` files (timm publishes its weights that way, and
-  mmengine 0.10.7 cannot read them) through ``safetensors.torch``.
-
-``torch.load`` itself is untouched for every other caller in the process.
+When it can go: once the mmengine that mmghost requires loads local
+checkpoints with ``weights_only=False`` (or an allow-list that covers its
+own checkpoints) and reads ``.safetensors``; 0.10.7, the release mmghost is
+tested with, does neither. Without ``.safetensors`` support upstream, keep
+only that part. ``tests/test_compat.py`` fails when the patch is gone.
 """
-import os.path as osp
-
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['load_from_local', 'SAFETENSORS_SUFFIX']
+from .checkpoint import load_from_local
 
-SAFETENSORS_SUFFIX = '.safetensors'
-
-
-def load_from_local(filename: str, map_location=None):
-    """Load a local checkpoint (``.pth`` pickle or ``.safetensors``)."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    if filename.endswith(SAFETENSORS_SUFFIX):
-        from safetensors.torch import load_file
-        device = map_location if isinstance(map_location, str) else 'cpu'
-        return load_file(filename, device=device)
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
+__all__ = ['load_from_local']
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
                                  force=True)

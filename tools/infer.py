@@ -33,7 +33,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.deployment import list_images
+from mmghost.utils import list_images
 
 
 def parse_args():

@@ -10,17 +10,16 @@ and channel padding for runtimes that block channels by 8 or 16.
 ``onnxruntime`` only when it exports or checks, so this package imports
 without the optional extra (``pip install -e .[onnx]``).
 """
-from .inputs import config_images_dir, list_images
 from .onnx import (BackboneForOnnx, DetectorForOnnx, GroupedOutputs,
-                   OnnxCheck, build_model, check_inputs, check_onnx,
-                   export_onnx, preprocess_images, wrap_for_onnx)
+                   check_inputs, check_onnx, export_onnx, preprocess_images,
+                   wrap_for_onnx)
 from .padding import ChannelPadded, pad_channels
+from .parity import ParityError, RuntimeCheck
 from .split_bottleneck import SplitGhostBottleneck, split_bottlenecks
 
 __all__ = [
-    'list_images', 'config_images_dir', 'GroupedOutputs', 'BackboneForOnnx',
-    'DetectorForOnnx', 'OnnxCheck', 'build_model', 'check_inputs',
-    'check_onnx', 'export_onnx', 'preprocess_images', 'wrap_for_onnx',
-    'ChannelPadded', 'pad_channels', 'SplitGhostBottleneck',
-    'split_bottlenecks'
+    'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx', 'RuntimeCheck',
+    'ParityError', 'check_inputs', 'check_onnx', 'export_onnx',
+    'preprocess_images', 'wrap_for_onnx', 'ChannelPadded', 'pad_channels',
+    'SplitGhostBottleneck', 'split_bottlenecks'
 ]

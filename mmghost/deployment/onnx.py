@@ -28,24 +28,19 @@ PyTorch.
 """
 import copy
 import importlib
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
-from .parity import compare_outputs
+from .parity import RuntimeCheck, check_runtime
 
 __all__ = [
-    'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx', 'OnnxCheck',
-    'build_model', 'wrap_for_onnx', 'preprocess_images', 'check_inputs',
-    'export_onnx', 'check_onnx', 'DEFAULT_OPSET', 'TOLERANCE'
+    'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx', 'wrap_for_onnx',
+    'preprocess_images', 'check_inputs', 'export_onnx', 'check_onnx',
+    'DEFAULT_OPSET', 'TOLERANCE'
 ]
 
 # ONNX opset of the export: the lowest that torch's exporter translates to
@@ -155,37 +150,6 @@ class DetectorForOnnx(GroupedOutputs):
         names = _HEAD_OUTPUTS.get(
             len(outs), tuple(f'head_out{k}' for k in range(len(outs))))
         return list(zip(names, outs))
-
-
-def build_model(config: Union[str, Config],
-                checkpoint: str,
-                cfg_options: Optional[dict] = None) -> nn.Module:
-    """The detector of ``config`` with ``checkpoint`` loaded, on CPU, eval.
-
-    The checkpoint must fit exactly, else ``ValueError`` lists the keys: an
-    export of a half-loaded network would be checked, and pass, against
-    itself. ``model.cfg`` holds the config, ``model.checkpoint_meta`` the
-    checkpoint's ``meta``.
-    """
-    if isinstance(config, str):
-        cfg = Config.fromfile(config)
-    else:
-        cfg = copy.deepcopy(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    from mmdet.registry import MODELS
-    model = MODELS.build(cfg.model)
-    try:
-        loaded = load_checkpoint(
-            model, checkpoint, map_location='cpu', strict=True)
-    except RuntimeError as e:  # mmengine's strict load lists the keys
-        raise ValueError(f'checkpoint {checkpoint} does not fit the model of '
-                         f'{cfg.filename}: {e}') from e
-    model = revert_sync_batchnorm(model)
-    model.cfg = cfg
-    model.checkpoint_meta = dict(loaded.get('meta', {}))
-    return model.eval()
 
 
 def wrap_for_onnx(model: nn.Module, part: str = 'detector') -> nn.Module:
@@ -355,47 +319,10 @@ def export_onnx(module: GroupedOutputs,
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class OnnxCheck:
-    """onnxruntime against PyTorch on real inputs.
-
-    ``errors[name]`` is the largest, over the checked inputs, of
-    ``max |ort - torch| / max |torch|`` for that output.
-    """
-    tol: float
-    inputs: List[Tuple[str, Tuple[int, ...]]] = field(default_factory=list)
-    errors: Dict[str, float] = field(default_factory=dict)
-    shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
-
-    @property
-    def max_error(self) -> float:
-        return max(self.errors.values())
-
-    @property
-    def ok(self) -> bool:
-        return self.max_error <= self.tol
-
-    def table(self) -> str:
-        lines = ['checked inputs:']
-        lines += [f'  {label:<28} {tuple(shape)}'
-                  for label, shape in self.inputs]
-        width = max(len(n) for n in self.errors)
-        lines.append(f"  {'output'.ljust(width)}  {'shape (first input)':<22}"
-                     '  max rel err')
-        lines += [
-            f'  {name.ljust(width)}  {str(self.shapes[name]):<22}  {err:.2e}'
-            for name, err in self.errors.items()
-        ]
-        verdict = 'OK' if self.ok else 'FAILED'
-        lines.append(f'max relative error {self.max_error:.2e} '
-                     f"{'<=' if self.ok else '>'} {self.tol:.0e}: {verdict}")
-        return '\n'.join(lines)
-
-
 def check_onnx(onnx_file: str,
                module: nn.Module,
                inputs: Sequence[Tuple[str, torch.Tensor]],
-               tol: float = TOLERANCE) -> OnnxCheck:
+               tol: float = TOLERANCE) -> RuntimeCheck:
     """Run ``onnx_file`` in onnxruntime on each ``(label, batch)`` of
     ``inputs`` and compare every output with ``module`` in PyTorch.
 
@@ -408,22 +335,10 @@ def check_onnx(onnx_file: str,
         onnx_file, providers=['CPUExecutionProvider'])
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
-    result = OnnxCheck(tol=tol)
-    module = module.eval()
-    for label, batch in inputs:
-        batch = batch.detach().cpu().float().contiguous()
-        with torch.no_grad():
-            expected = module(batch)
-        got = session.run(None, {input_name: batch.numpy()})
-        result.inputs.append((label, tuple(batch.shape)))
-        errors = compare_outputs(
-            names,
-            got,
-            expected,
-            input_label=f'{label} {tuple(batch.shape)}',
-            runtime='onnxruntime')
-        for name, torch_out in zip(names, expected):
-            result.errors[name] = max(result.errors.get(name, 0.0),
-                                      errors[name])
-            result.shapes.setdefault(name, tuple(torch_out.shape))
-    return result
+    return check_runtime(
+        lambda batch: session.run(None, {input_name: batch.numpy()}),
+        names,
+        module,
+        inputs,
+        tol,
+        runtime='onnxruntime')

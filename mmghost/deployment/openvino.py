@@ -35,8 +35,7 @@ import importlib
 import json
 import os
 import os.path as osp
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -45,9 +44,9 @@ from mmdet.apis import DetInferencer
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 
-from .inputs import list_images
+from mmghost.utils import list_images
 from .onnx import INPUT_NAME, GroupedOutputs, preprocess_images
-from .parity import compare_outputs
+from .parity import RuntimeCheck, check_runtime
 
 __all__ = [
     'TOLERANCE', 'RuntimeCheck', 'convert_to_openvino', 'compile_ir',
@@ -147,63 +146,6 @@ def run_ir(compiled,
 # ---------------------------------------------------------------------------
 
 
-@dataclass
-class RuntimeCheck:
-    """A runtime's outputs against PyTorch on real inputs.
-
-    ``errors[name]`` is the largest, over the checked inputs, of
-    ``max |runtime - torch| / max |torch|`` for that output (see
-    ``parity.compare_outputs``), ``worst_input[name]`` the input it came
-    from. With ``strict=False`` (INT8, FP16) the errors are reported, not
-    judged.
-    """
-    tol: float
-    strict: bool = True
-    inputs: List[Tuple[str, Tuple[int, ...]]] = field(default_factory=list)
-    errors: Dict[str, float] = field(default_factory=dict)
-    worst_input: Dict[str, str] = field(default_factory=dict)
-    shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
-
-    @property
-    def max_error(self) -> float:
-        return max(self.errors.values())
-
-    @property
-    def ok(self) -> bool:
-        return not self.strict or self.max_error <= self.tol
-
-    def failures(self) -> List[str]:
-        """One sentence per failing output, naming it and the input."""
-        if not self.strict:
-            return []
-        return [
-            f'output {name} on input {self.worst_input[name]}: max '
-            f'relative error {err:.2e} > {self.tol:.0e}'
-            for name, err in self.errors.items() if err > self.tol
-        ]
-
-    def table(self) -> str:
-        lines = ['checked inputs:']
-        lines += [f'  {label:<28} {tuple(shape)}'
-                  for label, shape in self.inputs]
-        width = max(len(n) for n in self.errors)
-        lines.append(f"  {'output'.ljust(width)}  {'shape (first input)':<22}"
-                     '  max rel err')
-        lines += [
-            f'  {name.ljust(width)}  {str(self.shapes[name]):<22}  {err:.2e}'
-            for name, err in self.errors.items()
-        ]
-        if not self.strict:
-            lines.append(f'max relative error {self.max_error:.2e} '
-                         '(reported, not judged)')
-            return '\n'.join(lines)
-        verdict = 'OK' if self.ok else 'FAILED'
-        lines.append(f'max relative error {self.max_error:.2e} '
-                     f"{'<=' if self.ok else '>'} {self.tol:.0e}: {verdict}")
-        lines += [f'  {failure}' for failure in self.failures()]
-        return '\n'.join(lines)
-
-
 def check_openvino(compiled,
                    module: nn.Module,
                    inputs: Sequence[Tuple[str, torch.Tensor]],
@@ -217,26 +159,8 @@ def check_openvino(compiled,
     where the numbers of outputs or the shapes differ.
     """
     names = [output.get_any_name() for output in compiled.outputs]
-    result = RuntimeCheck(tol=tol, strict=strict)
-    module = module.eval()
-    for label, batch in inputs:
-        batch = batch.detach().cpu().float().contiguous()
-        input_label = f'{label} {tuple(batch.shape)}'
-        with torch.no_grad():
-            expected = module(batch)
-        errors = compare_outputs(
-            names,
-            run_ir(compiled, batch),
-            expected,
-            input_label=input_label,
-            runtime='OpenVINO')
-        result.inputs.append((label, tuple(batch.shape)))
-        for name, torch_out in zip(names, expected):
-            if errors[name] > result.errors.get(name, -1.0):
-                result.errors[name] = errors[name]
-                result.worst_input[name] = input_label
-            result.shapes.setdefault(name, tuple(torch_out.shape))
-    return result
+    return check_runtime(lambda batch: run_ir(compiled, batch), names, module,
+                         inputs, tol, strict, runtime='OpenVINO')
 
 
 # ---------------------------------------------------------------------------

@@ -11,10 +11,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmghost.deployment import (BackboneForOnnx, GroupedOutputs,
-                                build_model, check_inputs, check_onnx,
-                                export_onnx, list_images, preprocess_images,
+from mmghost.checkpoint import build_model
+from mmghost.deployment import (BackboneForOnnx, GroupedOutputs, check_inputs,
+                                check_onnx, export_onnx, preprocess_images,
                                 wrap_for_onnx)
+from mmghost.utils import list_images
 from tests.test_deployment.demo_checkpoint import (DEMO_IMAGES,
                                                    RETINANET_DEMO, run_tool,
                                                    trained_checkpoint)

@@ -14,8 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmghost.deployment import (GroupedOutputs, build_model, check_inputs,
-                                list_images, wrap_for_onnx)
+from mmghost.checkpoint import build_model
+from mmghost.deployment import GroupedOutputs, check_inputs, wrap_for_onnx
+from mmghost.utils import list_images
 from tests.test_deployment.demo_checkpoint import (DEMO_IMAGES,
                                                    RETINANET_DEMO, run_tool,
                                                    trained_checkpoint)

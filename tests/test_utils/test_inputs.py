@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 
-from mmghost.deployment import list_images
+from mmghost.utils import list_images
 from tests.test_deployment.demo_checkpoint import DEMO_IMAGES
 
 

@@ -20,7 +20,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.runner import Runner
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.deployment import build_model
+from mmghost.checkpoint import build_model
 from mmghost.deployment.openvino import OpenVINODetector, read_export
 
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75')

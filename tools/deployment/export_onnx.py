@@ -36,12 +36,13 @@ import sys
 from mmengine.config import DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.deployment import (build_model, check_inputs, check_onnx,
-                                config_images_dir, export_onnx, list_images,
+from mmghost.checkpoint import build_model
+from mmghost.deployment import (check_inputs, check_onnx, export_onnx,
                                 pad_channels, wrap_for_onnx)
 from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
 from mmghost.deployment.parity import ParityError
 from mmghost.models.backbones import GhostNet
+from mmghost.utils import config_images_dir, list_images
 
 NUM_CHECK_IMAGES = 3
 

@@ -34,14 +34,15 @@ import sys
 from mmengine.config import DictAction
 
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.deployment import (build_model, check_inputs, config_images_dir,
-                                list_images, wrap_for_onnx)
+from mmghost.checkpoint import build_model
+from mmghost.deployment import check_inputs, wrap_for_onnx
 from mmghost.deployment.openvino import (TOLERANCE, calibration_batches,
                                          calibration_images, check_openvino,
                                          compile_ir, convert_to_openvino,
                                          output_convolutions, quantize_int8,
                                          save_export, update_export)
 from mmghost.deployment.parity import ParityError
+from mmghost.utils import config_images_dir, list_images
 
 NUM_CHECK_IMAGES = 3
 CALIB_COUNT = 16

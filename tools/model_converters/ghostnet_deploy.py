@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 import mmghost  # noqa: F401
-from mmghost.deployment import build_model
+from mmghost.checkpoint import build_model
 
 
 def parse_args():
