@@ -95,3 +95,6 @@ demo_param_scheduler = [
 demo_default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=4, max_keep_ckpts=2))
+# A fixed seed: on one machine (one CPU kernel path) the demo gives the same
+# figures every run. The recipe reaches its bar at any seed.
+randomness = dict(seed=0)
