@@ -16,7 +16,7 @@ deployed backbones under ``torch.compile`` (inductor with weight freezing,
 and on CPU its C++ wrapper); ``--onnxruntime`` (CPU only) adds them
 exported to ONNX and run by onnxruntime with as many threads as torch,
 GhostNet with its channels padded to the CPU's SIMD block
-(``GhostNet.pad_channels``; MobileNetV2's widths are multiples of 8
+(``mmghost.deployment.pad_channels``; MobileNetV2's widths are multiples of 8
 already). ``--openvino`` (CPU only) adds GhostNet 1.1x and MobileNetV2,
 as backbones and in RetinaNet (GhostNet also with GhostConv FPN/head),
 deployed and converted to OpenVINO IRs, FP32 and NNCF INT8 (calibrated on 8
@@ -226,7 +226,8 @@ def prepare(models, shape, device):
             model = compiled(model, device)
             time_once(model, x, device)  # compile outside the timing
         elif 'onnxruntime' in name:
-            padded = getattr(model, 'tap_positions', None) is not None
+            from mmghost.deployment import ChannelPadded
+            padded = isinstance(model, ChannelPadded)
             model = OrtModel(model, x)
             note = f'ORT, padded to {channel_block()}' if padded else 'ORT'
         elif 'openvino' in name:
@@ -332,7 +333,7 @@ def calibration_data(shape, count=8):
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    from mmghost.deployment import list_images
+    from mmghost.utils import list_images
     from mmghost.deployment.openvino import calibration_batches
     cfg = Config.fromfile(osp.join(ROOT, DETECTORS['RetinaNet']))
     preprocessing = SimpleNamespace(
@@ -402,9 +403,9 @@ def run_backbones(args, rounds, report, rows):
                         # what the padding is worth
                         models[f'{name} | {UNPADDED}'] = deploy(
                             build_backbone(name))
-                    if mode == 'onnxruntime' and hasattr(
-                            model, 'pad_channels'):
-                        model.pad_channels(channel_block())
+                    if mode == 'onnxruntime' and name.startswith('GhostNet'):
+                        from mmghost.deployment import pad_channels
+                        model = pad_channels(model, channel_block())
                     elif mode != 'eval':
                         model = deploy(model)
                     models[f'{name} | {mode}'] = model

@@ -221,8 +221,9 @@ def check_data(cfg: Config, loaders: Tuple[str, ...], config_path: str):
             f'Dataset not found for {config_path}: looked for '
             f"{' and '.join(missing)} (relative to {osp.abspath('.')}); "
             'put COCO 2017 there in the MMDetection layout (see README, '
-            '"Data"), point data_root elsewhere with --cfg-options, or run '
-            '`make demo` to train on the dataset shipped in data/tiny-coco.')
+            '"Reproducing it"), point data_root elsewhere with '
+            '--cfg-options, or run `make demo` to train on the dataset '
+            'shipped in data/tiny-coco.')
     missing = missing_evaluator_files(cfg, loaders)
     if missing:
         raise SystemExit(

@@ -23,7 +23,8 @@ if either side returns a NaN or an infinity.
 deploy mode with every intermediate width padded to a multiple of 8 by
 zero channels: the same outputs, and onnxruntime's CPU convolutions, which
 work on blocks of 8 (16) channels, no longer fall back to their slow path
-on GhostNet's 14-, 22- and 26-channel tensors (see the README's benchmarks).
+on GhostNet's 14-, 22- and 26-channel tensors (docs/deploy.md,
+"Channel padding").
 
 Needs the optional extra: ``pip install -e .[onnx]``.
 """
