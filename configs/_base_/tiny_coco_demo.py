@@ -63,8 +63,9 @@ demo_train_cfg = dict(
     type='EpochBasedTrainLoop',
     max_epochs=demo_max_epochs,
     val_interval=demo_max_epochs)
-# AdamW at a peak learning rate with headroom below where this recipe
-# starts to diverge (2e-3), a one-epoch linear warm-up, then a cosine decay
+# AdamW at a peak learning rate with headroom (at 1e-3 a 4-epoch run had one
+# iteration's loss jump from ~2 to ~12; 3e-4 showed no spike over seeds 0-2
+# and four CPU kernel paths), a one-epoch linear warm-up, then a cosine decay
 # that ends with the run. Both are set in epochs (converted to iterations),
 # so a shorter run keeps the recipe's shape when ``T_max``/``end`` follow
 # ``max_epochs`` (as the tests do). Clipping at a norm the well-behaved
@@ -96,5 +97,5 @@ demo_default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(interval=4, max_keep_ckpts=2))
 # A fixed seed: on one machine (one CPU kernel path) the demo gives the same
-# figures every run. The recipe reaches its bar at any seed.
+# figures every run (seeds 0-2 all passed the bar when checked).
 randomness = dict(seed=0)
