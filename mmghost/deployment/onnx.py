@@ -27,7 +27,6 @@ PyTorch.
 ``pip install -e .[onnx]``; they are imported only when needed.
 """
 import copy
-import importlib
 from typing import List, Sequence, Tuple
 
 import torch
@@ -35,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dataset import Compose, pseudo_collate
 
+from mmghost.utils import require
 from .parity import RuntimeCheck, check_runtime
 
 __all__ = [
@@ -60,14 +60,8 @@ _HEAD_OUTPUTS = {
 
 
 def _require(module: str):
-    """Import an optional dependency, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f'ONNX export needs {module}: pip install -e ".[onnx]" '
-            '(from the mmghost checkout) installs the tested versions'
-        ) from e
+    """Import ``module`` for ONNX export, or say how to install it."""
+    return require(module, 'onnx', 'ONNX export')
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,6 @@ the same pictures and JSON.
 .[openvino]``; they are imported only when needed.
 """
 import copy
-import importlib
 import json
 import os
 import os.path as osp
@@ -44,7 +43,7 @@ from mmdet.apis import DetInferencer
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 
-from mmghost.utils import list_images
+from mmghost.utils import list_images, require
 from .onnx import INPUT_NAME, GroupedOutputs, preprocess_images
 from .parity import RuntimeCheck, check_runtime
 
@@ -63,14 +62,8 @@ EXPORT_CONFIG = 'config.py'
 
 
 def _require(module: str):
-    """Import an optional dependency, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f'OpenVINO deployment needs {module}: pip install -e '
-            '".[openvino]" (from the mmghost checkout) installs the tested '
-            'versions') from e
+    """Import ``module`` for OpenVINO deployment, or say how to install it."""
+    return require(module, 'openvino', 'OpenVINO deployment')
 
 
 # ---------------------------------------------------------------------------
