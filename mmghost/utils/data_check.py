@@ -15,7 +15,11 @@ import json
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
+from mmdet.datasets import CocoDataset
+from mmdet.evaluation import CocoMetric
+from mmdet.registry import DATASETS, METRICS
 from mmengine.config import Config
+from mmengine.registry import Registry
 
 __all__ = [
     'broken_data', 'check_data', 'coco_problems', 'missing_data',
@@ -166,26 +170,13 @@ def coco_problems(ann_file: str, img_dir: Optional[str] = None) -> List[str]:
     return problems
 
 
-def _is_coco_dataset(ds: dict) -> bool:
-    ds_type = ds.get('type')
-    if isinstance(ds_type, str):
-        from mmdet.registry import DATASETS
-        ds_type = DATASETS.get(ds_type)
-    if not isinstance(ds_type, type):
-        return False
-    from mmdet.datasets import CocoDataset
-    return issubclass(ds_type, CocoDataset)
-
-
-def _is_coco_metric(metric: dict) -> bool:
-    metric_type = metric.get('type')
-    if isinstance(metric_type, str):
-        from mmdet.registry import METRICS
-        metric_type = METRICS.get(metric_type)
-    if not isinstance(metric_type, type):
-        return False
-    from mmdet.evaluation import CocoMetric
-    return issubclass(metric_type, CocoMetric)
+def _is_a(cfg: dict, registry: Registry, base: type) -> bool:
+    """Whether ``cfg['type']`` (a class, or its name in ``registry``) is
+    ``base`` or a subclass of it."""
+    cls = cfg.get('type')
+    if isinstance(cls, str):
+        cls = registry.get(cls)
+    return isinstance(cls, type) and issubclass(cls, base)
 
 
 def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
@@ -195,7 +186,7 @@ def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
     seen = set()
     for ds, ann, img in _dataset_paths(cfg, loaders):
         if (not ann or '://' in ann or not str(ann).endswith('.json')
-                or not _is_coco_dataset(ds)):
+                or not _is_a(ds, DATASETS, CocoDataset)):
             continue
         if (ann, img) not in seen:
             seen.add((ann, img))
@@ -203,7 +194,8 @@ def broken_data(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
     checked = {osp.abspath(ann) for ann, _ in seen}
     for key, ann, metric in _evaluator_ann_files(cfg, loaders):
         if ('://' in ann or not osp.isfile(ann)
-                or osp.abspath(ann) in checked or not _is_coco_metric(metric)):
+                or osp.abspath(ann) in checked
+                or not _is_a(metric, METRICS, CocoMetric)):
             continue
         checked.add(osp.abspath(ann))
         problems += [f'{key}: {p}' for p in coco_problems(ann)]

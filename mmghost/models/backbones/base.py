@@ -39,6 +39,31 @@ class GhostBackboneBase(BaseModule):
     ``requires_grad=False`` (re-applied by ``train()``), so that every
     trainable parameter receives a gradient and DDP needs no
     ``find_unused_parameters``.
+
+    The registered backbones take these arguments, with the defaults given
+    here, and document their own (and where they differ) themselves.
+
+    Args:
+        widen_factor (float): Width multiplier; each family rounds the scaled
+            widths as its published weights were made. Default: 1.0.
+        out_indices (Sequence[int]): Stages whose outputs ``forward``
+            returns, strictly increasing. ``forward`` stops after the
+            highest stage listed: the stages after it are built (a full
+            checkpoint loads) but never run, and their parameters are not
+            trainable (``requires_grad=False``, re-applied by ``train()``).
+        frozen_stages (int): Freeze stages 0..k (-1: none): eval mode and
+            no gradient, the stem included. Default: -1.
+        norm_cfg (dict): Norm layers: BN, SyncBN or GN (whose ``num_groups``
+            must divide every norm layer's channels). Default: BN.
+        norm_eval (bool): Keep BN layers in eval mode during training.
+            Default: False.
+        with_cp (bool): Gradient checkpointing per block. Default: False.
+        deploy (bool): Build the inference structure that
+            :meth:`switch_to_deploy` makes (every norm folded into its conv),
+            to load a converted checkpoint. Default: False.
+        init_cfg (dict | list[dict], optional): Default: Kaiming for convs,
+            constant 1 for norms. ``dict(type='Pretrained', checkpoint=...)``
+            loads ImageNet weights strictly (see :meth:`init_weights`).
     """
 
     stage_ends: Tuple[int, ...] = ()

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from ..layers import (GhostModule, build_norm, fuse_conv_norm, fuse_sequential,
-                      norm_scope)
+from ..layers import GhostModule, build_norm, fuse_conv_norm, fuse_sequential
 from .base import GhostBackboneBase
 
 __all__ = ['GhostNet', 'GhostBottleneck', 'SqueezeExcite']
@@ -54,14 +53,19 @@ class SqueezeExcite(nn.Module):
 
 
 class ConvBnAct(nn.Module):
-    """Convolution, norm, ReLU under the released names (``conv``, ``bn1``)."""
+    """Convolution, norm, ReLU under the released names (``conv``, ``bn1``).
+
+    ``prefix`` is the module's path in its network, ending with ``.``, for
+    the names in norm errors.
+    """
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: int,
                  norm_cfg: dict,
-                 deploy: bool = False):
+                 deploy: bool = False,
+                 prefix: str = ''):
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
@@ -69,7 +73,7 @@ class ConvBnAct(nn.Module):
             kernel_size,
             padding=kernel_size // 2,
             bias=deploy)
-        self.bn1 = build_norm(norm_cfg, out_channels, 'bn1', deploy)
+        self.bn1 = build_norm(norm_cfg, out_channels, f'{prefix}bn1', deploy)
         self.act1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +98,9 @@ class GhostBottleneck(nn.Module):
         norm_cfg (dict): Norm layers. Default: ``dict(type='BN')``.
         deploy (bool): Build the structure :meth:`switch_to_deploy` makes.
             Default: False.
+        prefix (str): The bottleneck's path in its network, ending with
+            ``.`` (``'blocks.0.0.'``), for the names in norm errors.
+            Default: ``''``.
     """
 
     # The expanding Ghost module (GhostNetV2 gates it with DFC attention).
@@ -107,19 +114,20 @@ class GhostBottleneck(nn.Module):
                  stride: int = 1,
                  se_ratio: float = 0.,
                  norm_cfg: dict = dict(type='BN'),
-                 deploy: bool = False):
+                 deploy: bool = False,
+                 prefix: str = ''):
         super().__init__()
         self.stride = stride
         padding = (dw_kernel_size - 1) // 2
 
         # Point-wise expansion
-        with norm_scope('ghost1'):
-            self.ghost1 = self.ghost1_type(
-                in_channels,
-                mid_channels,
-                act=True,
-                norm_cfg=norm_cfg,
-                deploy=deploy)
+        self.ghost1 = self.ghost1_type(
+            in_channels,
+            mid_channels,
+            act=True,
+            norm_cfg=norm_cfg,
+            deploy=deploy,
+            prefix=f'{prefix}ghost1.')
 
         # Depth-wise convolution
         if stride > 1:
@@ -131,7 +139,8 @@ class GhostBottleneck(nn.Module):
                 padding=padding,
                 groups=mid_channels,
                 bias=deploy)
-            self.bn_dw = build_norm(norm_cfg, mid_channels, 'bn_dw', deploy)
+            self.bn_dw = build_norm(norm_cfg, mid_channels, f'{prefix}bn_dw',
+                                    deploy)
         else:
             self.conv_dw = None
             self.bn_dw = None
@@ -140,13 +149,13 @@ class GhostBottleneck(nn.Module):
         self.se = SqueezeExcite(mid_channels, se_ratio) if se_ratio else None
 
         # Point-wise linear projection
-        with norm_scope('ghost2'):
-            self.ghost2 = GhostModule(
-                mid_channels,
-                out_channels,
-                act=False,
-                norm_cfg=norm_cfg,
-                deploy=deploy)
+        self.ghost2 = GhostModule(
+            mid_channels,
+            out_channels,
+            act=False,
+            norm_cfg=norm_cfg,
+            deploy=deploy,
+            prefix=f'{prefix}ghost2.')
 
         # Shortcut
         if in_channels == out_channels and stride == 1:
@@ -161,9 +170,11 @@ class GhostBottleneck(nn.Module):
                     padding=padding,
                     groups=in_channels,
                     bias=deploy),
-                build_norm(norm_cfg, in_channels, 'shortcut.1', deploy),
+                build_norm(norm_cfg, in_channels, f'{prefix}shortcut.1',
+                           deploy),
                 nn.Conv2d(in_channels, out_channels, 1, bias=deploy),
-                build_norm(norm_cfg, out_channels, 'shortcut.3', deploy),
+                build_norm(norm_cfg, out_channels, f'{prefix}shortcut.3',
+                           deploy),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,23 +233,9 @@ class GhostNet(GhostBackboneBase):
             returns. Default: (1, 2, 3, 4), the last block of each stride
             4/8/16/32, the paper's FPN taps. Stage 5, the final 1x1 conv
             (made for the ImageNet classifier), stays selectable.
-            ``forward`` stops after the highest stage listed: the stages
-            after it are built (a full checkpoint loads) but never run, and
-            their parameters are not trainable (``requires_grad=False``,
-            re-applied by ``train()``).
-        frozen_stages (int): Freeze stages 0..k (-1: none). Default: -1.
-        norm_cfg (dict): Norm layers: BN, SyncBN or GN (whose ``num_groups``
-            must divide every norm layer's channels). Default: BN.
-        norm_eval (bool): Keep BN layers in eval mode during training.
-            Default: False.
-        with_cp (bool): Gradient checkpointing per bottleneck.
-            Default: False.
-        deploy (bool): Build the inference structure that
-            :meth:`switch_to_deploy` makes (every norm folded into its conv),
-            to load a converted checkpoint. Default: False.
-        init_cfg (dict | list[dict], optional): Default: Kaiming for convs,
-            constant 1 for norms. ``dict(type='Pretrained', checkpoint=...)``
-            loads ImageNet weights strictly (see ``init_weights``).
+
+    Other arguments (``frozen_stages``, ``norm_cfg``, ``norm_eval``,
+    ``with_cp``, ``deploy``, ``init_cfg``): see :class:`GhostBackboneBase`.
     """
 
     # One row per Ghost bottleneck, grouped into the release's `blocks.{i}`.
@@ -300,27 +297,27 @@ class GhostNet(GhostBackboneBase):
             layers = []
             for j, (k, exp, out, se_ratio, s) in enumerate(group):
                 out = _width(out, widen_factor)
-                with norm_scope(f'blocks.{i}.{j}'):
-                    layers.append(
-                        self._make_bottleneck(
-                            index,
-                            channels,
-                            _width(exp, widen_factor),
-                            out,
-                            dw_kernel_size=k,
-                            stride=s,
-                            se_ratio=se_ratio,
-                            norm_cfg=norm_cfg,
-                            deploy=deploy))
+                layers.append(
+                    self._make_bottleneck(
+                        index,
+                        channels,
+                        _width(exp, widen_factor),
+                        out,
+                        dw_kernel_size=k,
+                        stride=s,
+                        se_ratio=se_ratio,
+                        norm_cfg=norm_cfg,
+                        deploy=deploy,
+                        prefix=f'blocks.{i}.{j}.'))
                 channels, stride, index = out, stride * s, index + 1
             blocks.append(nn.Sequential(*layers))
             self._record_tap(i, channels, stride)
 
         # Final 1x1 conv
         out = _width(self.head_channels, widen_factor)
-        with norm_scope(f'blocks.{len(blocks)}.0'):
-            blocks.append(
-                nn.Sequential(ConvBnAct(channels, out, 1, norm_cfg, deploy)))
+        head = ConvBnAct(channels, out, 1, norm_cfg, deploy,
+                         prefix=f'blocks.{len(blocks)}.0.')
+        blocks.append(nn.Sequential(head))
         self._record_tap(len(blocks) - 1, out, stride)
         self.blocks = nn.Sequential(*blocks)
 

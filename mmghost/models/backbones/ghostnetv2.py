@@ -43,39 +43,41 @@ class GhostModuleV2(GhostModule):
         out_channels (int): Output channels.
         kernel_size (int): Kernel of the primary convolution and of the
             attention's first convolution. Default: 1.
-        ratio (int): Output channels per intrinsic channel. Default: 2.
-        dw_size (int): Kernel of the cheap depthwise convolution. Default: 3.
         stride (int): Stride of the primary convolution and of the
             attention's first convolution. Default: 1.
-        act (bool): Apply ReLU after the Ghost convolutions (not inside the
-            attention branch). Default: True.
+        norm_cfg (dict): Norm layer after each convolution, the attention's
+            included. Default: ``dict(type='BN')``.
         dfc_kernel_size (int): Length of the horizontal and vertical
             depthwise kernels of DFC attention. Default: 5.
-        norm_cfg (dict): Norm layer after each convolution.
-            Default: ``dict(type='BN')``.
+        deploy (bool): Build the inference structure that
+            :meth:`switch_to_deploy` makes. Default: False.
+        prefix (str): The module's path in its network, ending with ``.``,
+            for the names in norm errors. Default: ``''``.
+        **kwargs: The other arguments of :class:`GhostModule` (``ratio``,
+            ``dw_size``, ``act``, ...). They shape the Ghost features only:
+            ``act``'s ReLU, for one, is not applied inside the attention.
     """
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: int = 1,
-                 ratio: int = 2,
-                 dw_size: int = 3,
+                 *,
                  stride: int = 1,
-                 act: bool = True,
-                 dfc_kernel_size: int = 5,
                  norm_cfg: dict = dict(type='BN'),
-                 deploy: bool = False):
+                 dfc_kernel_size: int = 5,
+                 deploy: bool = False,
+                 prefix: str = '',
+                 **kwargs):
         super().__init__(
             in_channels,
             out_channels,
             kernel_size=kernel_size,
-            ratio=ratio,
-            dw_size=dw_size,
             stride=stride,
-            act=act,
             norm_cfg=norm_cfg,
-            deploy=deploy)
+            deploy=deploy,
+            prefix=prefix,
+            **kwargs)
         pad = dfc_kernel_size // 2
 
         # DFC attention: 1x1 conv, then fully connected along W and along H
@@ -88,21 +90,24 @@ class GhostModuleV2(GhostModule):
                 stride,
                 kernel_size // 2,
                 bias=deploy),
-            build_norm(norm_cfg, out_channels, 'short_conv.1', deploy),
+            build_norm(norm_cfg, out_channels, f'{prefix}short_conv.1',
+                       deploy),
             nn.Conv2d(
                 out_channels,
                 out_channels, (1, dfc_kernel_size),
                 padding=(0, pad),
                 groups=out_channels,
                 bias=deploy),
-            build_norm(norm_cfg, out_channels, 'short_conv.3', deploy),
+            build_norm(norm_cfg, out_channels, f'{prefix}short_conv.3',
+                       deploy),
             nn.Conv2d(
                 out_channels,
                 out_channels, (dfc_kernel_size, 1),
                 padding=(pad, 0),
                 groups=out_channels,
                 bias=deploy),
-            build_norm(norm_cfg, out_channels, 'short_conv.5', deploy),
+            build_norm(norm_cfg, out_channels, f'{prefix}short_conv.5',
+                       deploy),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,22 +159,9 @@ class GhostNetV2(GhostNet):
         widen_factor (float): Width multiplier; every width is
             ``make_divisible(c * widen_factor, 4)``. ImageNet weights are
             published for 1.0, 1.3 and 1.6. Default: 1.0.
-        out_indices (Sequence[int]): Stages whose outputs ``forward``
-            returns. Default: (1, 2, 3, 4), the stage ends, as for
-            GhostNet; stage 5 (the final 1x1 conv) stays selectable.
-            ``forward`` stops after the highest stage listed; the stages
-            after it are built but not trainable (``requires_grad=False``,
-            re-applied by ``train()``).
-        frozen_stages (int): Freeze stages 0..k (-1: none). Default: -1.
-        norm_cfg (dict): Norm layers: BN, SyncBN or GN (whose ``num_groups``
-            must divide every norm layer's channels). Default: BN.
-        norm_eval (bool): Keep BN layers in eval mode during training.
-            Default: False.
-        with_cp (bool): Gradient checkpointing per bottleneck.
-            Default: False.
-        init_cfg (dict | list[dict], optional): Default: Kaiming for convs,
-            constant 1 for norms. ``dict(type='Pretrained', checkpoint=...)``
-            loads ImageNet weights strictly (see ``init_weights``).
+
+    Other arguments: see :class:`GhostNet` (``out_indices``) and
+    :class:`GhostBackboneBase`.
 
     Note:
         DFC attention pools its input by 2, so every feature map entering a

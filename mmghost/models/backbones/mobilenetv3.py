@@ -193,10 +193,6 @@ class MobileNetV3(GhostBackboneBase):
     5     ``features.16`` (1x1)     32     960
     ===== ========================= ====== ===============
 
-    ``forward`` stops after the highest stage in ``out_indices``; the later
-    stages stay built (so the released checkpoint loads strictly), do not
-    run, and their parameters are not trainable.
-
     Args:
         arch (str): ``'large'``. Default: ``'large'``.
         widen_factor (float): Width multiplier; every width is
@@ -205,21 +201,18 @@ class MobileNetV3(GhostBackboneBase):
         out_indices (Sequence[int]): Stages whose outputs ``forward``
             returns. Default: (1, 2, 3, 4), the stage ends at strides 4, 8,
             16 and 32.
-        frozen_stages (int): Freeze stages 0..k (-1: none). Default: -1.
-        norm_cfg (dict): Norm layers: BN, SyncBN or GN. Default: BN with
-            eps 0.001 and momentum 0.01, as the released weights were
-            trained; keep that eps when loading them.
-        norm_eval (bool): Keep BN layers in eval mode during training.
-            Default: False.
+        norm_cfg (dict): Norm layers, as in :class:`GhostBackboneBase`.
+            Default: BN with eps 0.001 and momentum 0.01, as the released
+            weights were trained; keep that eps when loading them.
         with_cp (bool): Gradient checkpointing per ``features.{i}``.
             Default: False.
-        deploy (bool): Build the inference structure that
-            :meth:`switch_to_deploy` makes (every norm folded into its conv),
-            to load a converted checkpoint. Default: False.
-        init_cfg (dict | list[dict], optional): Default: Kaiming for convs,
-            constant 1 for norms. ``dict(type='Pretrained', checkpoint=...)``
-            loads torchvision's ImageNet weights strictly (its classifier is
-            dropped; see ``init_weights``).
+        init_cfg (dict | list[dict], optional): As in
+            :class:`GhostBackboneBase`; a ``Pretrained`` checkpoint is
+            torchvision's ImageNet ``mobilenet_v3_large`` (its classifier is
+            dropped).
+
+    Other arguments (``frozen_stages``, ``norm_eval``, ``deploy``): see
+    :class:`GhostBackboneBase`.
     """
 
     # One row per inverted residual, `features.1` to `features.15`.

@@ -11,7 +11,6 @@ follow Huawei's release (github.com/huawei-noah/Efficient-AI-Backbones,
 Apache-2.0) so its checkpoints load without renaming.
 """
 import math
-from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -19,8 +18,8 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
 __all__ = [
-    'GhostModule', 'build_norm', 'norm_scope', 'fuse_conv_norm',
-    'fuse_sequential', 'NORM_TYPES'
+    'GhostModule', 'build_norm', 'fuse_conv_norm', 'fuse_sequential',
+    'NORM_TYPES'
 ]
 
 # Norm layers a Ghost network may be built with, as ``norm_cfg['type']``.
@@ -34,9 +33,9 @@ def build_norm(norm_cfg: Optional[dict],
     """The norm after a conv, checking ``norm_cfg`` against its channels.
 
     ``nn.Identity()`` where there is none: ``norm_cfg=None``, or deploy mode
-    (the norm is folded into its conv). ``name`` is where the layer sits
-    (``'ghost1.primary_conv.1'``); callers that know more of the path
-    prepend it when they re-raise.
+    (the norm is folded into its conv). ``name`` is the layer's path in the
+    network (``'blocks.0.0.ghost1.primary_conv.1'``), which a GN error
+    names.
     """
     if norm_cfg is None or deploy:
         return nn.Identity()
@@ -50,31 +49,13 @@ def build_norm(norm_cfg: Optional[dict],
             raise ValueError('norm_cfg GN needs a positive int num_groups, '
                              f'but got norm_cfg={norm_cfg!r}')
         if num_features % groups:
-            raise _IndivisibleGroups(norm_cfg, num_features, name)
+            raise ValueError(
+                f'norm_cfg={norm_cfg!r} cannot normalise the {num_features} '
+                f'channels of {name}: num_groups must divide the channel '
+                'count of every norm layer (Ghost halves are often not '
+                'multiples of 8 or 32; pick num_groups that divides them, or '
+                'use BN)')
     return build_norm_layer(norm_cfg, num_features)[1]
-
-
-class _IndivisibleGroups(ValueError):
-    """GN's ``num_groups`` does not divide a norm layer's channels."""
-
-    def __init__(self, norm_cfg: dict, num_features: int, name: str):
-        self.norm_cfg, self.num_features, self.name = (norm_cfg, num_features,
-                                                       name)
-        super().__init__(
-            f'norm_cfg={norm_cfg!r} cannot normalise the {num_features} '
-            f'channels of {name}: num_groups must divide the channel count '
-            'of every norm layer (Ghost halves are often not multiples of '
-            '8 or 32; pick num_groups that divides them, or use BN)')
-
-
-@contextmanager
-def norm_scope(prefix: str):
-    """Prepend ``prefix`` to the layer name of a GN error raised inside."""
-    try:
-        yield
-    except _IndivisibleGroups as err:
-        raise _IndivisibleGroups(err.norm_cfg, err.num_features,
-                                 f'{prefix}.{err.name}') from None
 
 
 def fuse_conv_norm(conv: nn.Conv2d, norm: nn.Module) -> nn.Conv2d:
@@ -135,6 +116,9 @@ class GhostModule(nn.Module):
         deploy (bool): Build the inference structure that
             :meth:`switch_to_deploy` makes: norms folded into biased
             convolutions. Default: False.
+        prefix (str): The module's path in its network, ending with ``.``
+            as in state-dict keys (``'blocks.0.0.ghost1.'``), for the names
+            in norm errors. Default: ``''``.
     """
 
     def __init__(self,
@@ -149,7 +133,8 @@ class GhostModule(nn.Module):
                  padding: Optional[int] = None,
                  dilation: int = 1,
                  bias: bool = True,
-                 deploy: bool = False):
+                 deploy: bool = False,
+                 prefix: str = ''):
         super().__init__()
         self.out_channels = out_channels
         self.deploy = deploy
@@ -169,7 +154,8 @@ class GhostModule(nn.Module):
                 padding,
                 dilation,
                 bias=conv_bias),
-            build_norm(norm_cfg, init_channels, 'primary_conv.1', deploy),
+            build_norm(norm_cfg, init_channels, f'{prefix}primary_conv.1',
+                       deploy),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
@@ -183,7 +169,8 @@ class GhostModule(nn.Module):
                 dw_size // 2,
                 groups=init_channels,
                 bias=conv_bias),
-            build_norm(norm_cfg, new_channels, 'cheap_operation.1', deploy),
+            build_norm(norm_cfg, new_channels, f'{prefix}cheap_operation.1',
+                       deploy),
             nn.ReLU(inplace=True) if act else nn.Identity(),
         )
 
