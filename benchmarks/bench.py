@@ -317,8 +317,7 @@ class OvModel:
                 module, example_input=x, input=[list(x.shape)])
         if int8:
             ov_model = quantize_int8(
-                ov_model, calibration_data(tuple(x.shape[-2:])),
-                keep_output_convs=detector)
+                ov_model, calibration_data(tuple(x.shape[-2:])))
         self.compiled = compile_ir(ov_model)
 
     def __call__(self, x):

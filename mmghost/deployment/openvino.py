@@ -16,10 +16,10 @@ width dynamic. An export directory holds:
   export's parity check against PyTorch.
 
 INT8 is NNCF's post-training quantization of the FP32 IR, calibrated on
-real images through the config's test pipeline, with the convolutions that
-write the outputs (the heads' last classification and box convs) kept in
-floating point, mixed preset (symmetric weights, asymmetric activations)
-and bias correction.
+real images through the config's test pipeline, mixed preset (symmetric
+weights, asymmetric activations) and bias correction, with the
+convolutions that write the box regressions kept in floating point (or
+every output convolution, or none: ``keep_fp32``).
 
 ``OpenVINODetector`` runs an export directory's IR on a data batch and hands
 the raw outputs to the detector's own ``bbox_head.predict_by_feat`` (the
@@ -49,7 +49,8 @@ from .parity import RuntimeCheck, check_runtime
 
 __all__ = [
     'TOLERANCE', 'RuntimeCheck', 'convert_to_openvino', 'compile_ir',
-    'run_ir', 'check_openvino', 'output_convolutions', 'quantize_int8',
+    'run_ir', 'check_openvino', 'output_convolutions', 'kept_fp32',
+    'quantize_int8', 'KEEP_FP32',
     'calibration_images', 'calibration_batches', 'save_export',
     'update_export', 'read_export', 'OpenVINODetector', 'OpenVINOInferencer'
 ]
@@ -160,17 +161,32 @@ def check_openvino(compiled,
 # INT8
 # ---------------------------------------------------------------------------
 
+# what ``quantize_int8(keep_fp32=...)`` leaves in floating point: the
+# convolutions that write the outputs whose names start with these
+KEEP_FP32 = {
+    'box': ('bbox_pred', 'rpn_bbox_pred'),
+    'outputs': ('', ),
+    'none': (),
+}
 
-def output_convolutions(ov_model) -> List[str]:
+
+def output_convolutions(ov_model, prefixes: Sequence[str] = ('', )
+                        ) -> List[str]:
     """Names of the convolutions that write the model's outputs.
 
-    Walks back from each output through the ops that follow a convolution
-    (its bias ``Add``, reshapes, activations) to the first convolution; for
-    a detector these are its heads' last classification and box convs.
+    Only the outputs whose tensor names start with one of ``prefixes``
+    (default: every output). Walks back from each output through the ops
+    that follow a convolution (its bias ``Add``, reshapes, activations) to
+    the first convolution; for a detector these are its heads' last
+    classification and box convs.
     """
     conv_types = {'Convolution', 'GroupConvolution'}
     found = []
-    for result in ov_model.get_results():
+    for output, result in zip(ov_model.outputs, ov_model.get_results()):
+        if not any(
+                name.startswith(prefix) for name in output.get_names()
+                for prefix in prefixes):
+            continue
         stack = [result.input_value(0).get_node()]
         seen = set()
         while stack:
@@ -188,26 +204,39 @@ def output_convolutions(ov_model) -> List[str]:
     return found
 
 
+def kept_fp32(ov_model, keep_fp32: str = 'box') -> List[str]:
+    """The convolutions ``quantize_int8(keep_fp32=keep_fp32)`` leaves in
+    floating point: ``'box'`` those that write box regressions
+    (``bbox_pred_*``, ``rpn_bbox_pred_*``), ``'outputs'`` those that write
+    any output, ``'none'`` none."""
+    if keep_fp32 not in KEEP_FP32:
+        raise ValueError(f'keep_fp32={keep_fp32!r}: expected one of '
+                         f'{", ".join(KEEP_FP32)}')
+    prefixes = KEEP_FP32[keep_fp32]
+    return output_convolutions(ov_model, prefixes) if prefixes else []
+
+
 def quantize_int8(ov_model,
                   batches: Sequence[torch.Tensor],
-                  keep_output_convs: bool = True,
+                  keep_fp32: str = 'box',
                   fast_bias_correction: bool = True):
     """NNCF post-training INT8 quantization of ``ov_model``.
 
     Calibrated on ``batches`` (preprocessed real images, one calibration
     sample each), mixed preset, bias correction (the fast variant unless
-    ``fast_bias_correction=False``), and, with ``keep_output_convs``, the
-    convolutions that write the outputs left in floating point (the score
-    and box maps are where 8 bits cost the most).
+    ``fast_bias_correction=False``), and the convolutions that
+    ``kept_fp32(ov_model, keep_fp32)`` names left in floating point. The
+    default keeps the box regressions, whose few channels cost little and
+    whose values are coordinates; the classification convs, RetinaNet's
+    most expensive layer with 80 classes, are quantized.
     """
     nncf = _require('nncf')
     if not batches:
         raise ValueError('no calibration batches')
+    ignored = nncf.IgnoredScope(names=kept_fp32(ov_model, keep_fp32))
     data = [
         b.detach().cpu().float().contiguous().numpy() for b in batches
     ]
-    ignored = nncf.IgnoredScope(
-        names=output_convolutions(ov_model) if keep_output_convs else [])
     return nncf.quantize(
         ov_model,
         nncf.Dataset(data),

@@ -30,7 +30,8 @@ pytest.importorskip(
     'nncf', reason='nncf is not installed: pip install -e ".[openvino]"')
 
 from mmghost.deployment.openvino import (  # noqa: E402
-    calibration_images, check_openvino, compile_ir, convert_to_openvino)
+    calibration_images, check_openvino, compile_ir, convert_to_openvino,
+    kept_fp32)
 from mmghost.deployment.parity import ParityError  # noqa: E402
 
 SHAPE = (128, 128)
@@ -220,11 +221,12 @@ def test_int8_calibrates_on_the_shipped_slice(checkpoint, detector,
                     checkpoint, '--out-dir', out_dir, '--shape', *SHAPE,
                     '--int8', '--calib-count', 4)
     stdout = proc.stdout
-    # the head's last two convs, once per FPN level in the graph
+    # the head's box conv, once per FPN level in the graph
     levels = len(detector.bbox_head.prior_generator.strides)
     assert re.search(
-        rf'^INT8: NNCF calibration on 4 images at 128x128, {2 * levels} '
-        'output convolutions kept in FP32$', stdout, re.M), stdout
+        rf'^INT8: NNCF calibration on 4 images at 128x128, {levels} '
+        r'output convolutions kept in FP32 \(--keep-fp32 box\)$', stdout,
+        re.M), stdout
     # the FP32 conversion is judged first, the INT8 IR reported
     assert re.search(r'^max relative error \S+ <= 1e-04: OK$', stdout, re.M)
     match = re.search(r'^max relative error (\S+) \(reported, not judged\)$',
@@ -245,14 +247,17 @@ def test_int8_calibrates_on_the_shipped_slice(checkpoint, detector,
         for op in model.get_ops() if op.get_type_name() == 'Convolution'
     }
     quantized = {name for name, op in convs.items() if _quantized(op)}
-    # the kept convolutions are the head's last ones, not quantized; most
-    # others are (NNCF leaves SE gates in FP32 by itself)
+    # the kept convolutions are the head's box convs, not quantized; the
+    # classification convs and most others are (NNCF leaves SE gates in
+    # FP32 by itself)
     kept = meta['calibration']['kept_fp32']
-    assert len(kept) == 2 * levels
-    assert sum('bbox_head.retina_cls/' in name for name in kept) == levels
-    assert sum('bbox_head.retina_reg/' in name for name in kept) == levels
+    assert meta['calibration']['keep_fp32'] == 'box'
+    assert len(kept) == levels
+    assert all('bbox_head.retina_reg/' in name for name in kept)
     assert set(kept) <= set(convs)
     assert not quantized & set(kept)
+    cls = {name for name in convs if 'bbox_head.retina_cls/' in name}
+    assert len(cls) == levels and cls <= quantized
     assert len(quantized) > len(convs) / 2
 
 
@@ -266,6 +271,21 @@ def _quantized(conv) -> bool:
     return (activation.get_type_name() == 'FakeQuantize'
             and weight.get_type_name() == 'Constant'
             and weight.get_output_element_type(0) == ov.Type.i8)
+
+
+def test_keep_fp32_picks_the_output_convolutions(fp32_export, detector):
+    out_dir, _ = fp32_export
+    model = ov.Core().read_model(str(out_dir / 'model.xml'))
+    levels = len(detector.bbox_head.prior_generator.strides)
+    box = kept_fp32(model, 'box')
+    outputs = kept_fp32(model, 'outputs')
+    assert len(box) == levels and len(outputs) == 2 * levels
+    assert set(box) < set(outputs)
+    assert sum('bbox_head.retina_cls/' in name for name in outputs) == levels
+    assert kept_fp32(model, 'none') == []
+    with pytest.raises(ValueError, match=r"keep_fp32='cls': expected one "
+                       r'of box, outputs, none'):
+        kept_fp32(model, 'cls')
 
 
 def test_calibration_images_from_a_coco_annotation_file():

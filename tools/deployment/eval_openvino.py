@@ -67,8 +67,11 @@ def main():
         for xml in args.irs:
             _, meta = read_export(xml)
             detector = OpenVINODetector(xml, model, meta)
-            runs.append((f"OpenVINO {meta['precision'].upper()}", xml,
-                         detector.predict))
+            name = f"OpenVINO {meta['precision'].upper()}"
+            if meta['precision'] == 'int8':
+                kept = meta.get('calibration', {}).get('keep_fp32')
+                name += f' (FP32 kept: {kept})' if kept else ''
+            runs.append((name, xml, detector.predict))
     except (OSError, ValueError) as e:
         raise SystemExit(str(e))
     cfg = model.cfg

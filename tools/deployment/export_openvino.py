@@ -5,7 +5,8 @@ INT8, checked on real images.
     python tools/deployment/export_openvino.py CONFIG CHECKPOINT --out-dir DIR
         [--part {detector,backbone}] [--images DIR_OR_FILES ...]
         [--shape H W] [--int8] [--calib-images DIR_OR_ANNFILE]
-        [--calib-count N] [--fp16] [--tol T] [--cfg-options K=V ...]
+        [--calib-count N] [--keep-fp32 {box,outputs,none}] [--fp16]
+        [--tol T] [--cfg-options K=V ...]
 
 Writes ``DIR/model.xml`` (+ ``model.bin``), ``DIR/config.py`` and
 ``DIR/export.json``; ``tools/infer.py --runtime openvino DIR/model.xml``
@@ -20,9 +21,10 @@ is compared with PyTorch. An FP32 IR must be within ``--tol`` (1e-4) max
 |openvino - torch| / max |torch| per output, else the tool exits with 1
 naming the output and the input. ``--int8`` (NNCF post-training
 quantization calibrated on ``--calib-count`` images of ``--calib-images``,
-by default the config's test images) and ``--fp16`` (weights stored in
-FP16) report their error instead of judging it, after the FP32 conversion
-has passed the check. Non-finite outputs always fail.
+by default the config's test images, with the convolutions that write
+the box regressions left in FP32: ``--keep-fp32``) and ``--fp16``
+(weights stored in FP16) report their error instead of judging it, after
+the FP32 conversion has passed the check. Non-finite outputs always fail.
 
 Needs the optional extra: ``pip install -e .[openvino]``.
 """
@@ -39,7 +41,7 @@ from mmghost.deployment import check_inputs, wrap_for_onnx
 from mmghost.deployment.openvino import (TOLERANCE, calibration_batches,
                                          calibration_images, check_openvino,
                                          compile_ir, convert_to_openvino,
-                                         output_convolutions, quantize_int8,
+                                         KEEP_FP32, kept_fp32, quantize_int8,
                                          save_export, update_export)
 from mmghost.deployment.parity import ParityError
 from mmghost.utils import config_images_dir, list_images
@@ -100,6 +102,12 @@ def parse_args():
         default=CALIB_COUNT,
         help='how many calibration images (the first N)')
     parser.add_argument(
+        '--keep-fp32',
+        default='box',
+        choices=list(KEEP_FP32),
+        help='with --int8: the output convolutions left in FP32: those '
+        'writing box regressions (default), every output\'s, or none')
+    parser.add_argument(
         '--tol',
         type=float,
         default=TOLERANCE,
@@ -111,10 +119,10 @@ def parse_args():
         action=DictAction,
         help='override config settings, key=value pairs')
     args = parser.parse_args()
-    if (args.calib_images or args.calib_count != CALIB_COUNT) and \
-            not args.int8:
-        parser.error('--calib-images and --calib-count calibrate --int8; '
-                     'add --int8')
+    if (args.calib_images or args.calib_count != CALIB_COUNT
+            or args.keep_fp32 != 'box') and not args.int8:
+        parser.error('--calib-images, --calib-count and --keep-fp32 shape '
+                     '--int8; add --int8')
     if args.calib_count < 1:
         parser.error(f'--calib-count {args.calib_count}: expected at least 1')
     if min(args.shape) < 32:
@@ -169,18 +177,20 @@ def main():
                 args.calib_count)
         except (OSError, ValueError) as e:
             raise SystemExit(f'--calib-images: {e}')
-        kept = output_convolutions(ov_model)
+        kept = kept_fp32(ov_model, args.keep_fp32)
         # NNCF logs each op it leaves unquantized
         import nncf
         nncf.set_log_level(logging.WARNING)
         print(f'\nINT8: NNCF calibration on {len(calib_files)} images at '
               f'{shape[0]}x{shape[1]}, {len(kept)} output convolutions kept '
-              'in FP32')
+              f'in FP32 (--keep-fp32 {args.keep_fp32})')
         ov_model = quantize_int8(
-            ov_model, calibration_batches(model, calib_files, shape))
+            ov_model, calibration_batches(model, calib_files, shape),
+            keep_fp32=args.keep_fp32)
         extra['calibration'] = dict(
             images=[osp.abspath(f) for f in calib_files],
             shape=list(shape),
+            keep_fp32=args.keep_fp32,
             kept_fp32=kept)
 
     xml = save_export(args.out_dir, ov_model, model, module, example,
