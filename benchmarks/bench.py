@@ -1,34 +1,51 @@
 # Copyright (c) mmghost contributors. Licensed under the Apache License 2.0.
-"""Side-by-side speed and memory of GhostNet against mmdet's baselines.
+"""Latency of GhostNet against mmdet's baselines: one table, model x runtime
+x shape, plus the training step and peak memory.
 
-    python benchmarks/bench.py [--device cpu|cuda] [--quick] [--compile]
-                               [--onnxruntime] [--openvino] [--sizes ...]
-                               [--detectors ...] [--sections ...]
-                               [--out benchmarks/results]
+    python benchmarks/bench.py [--device cpu|cuda] [--runtimes R ...]
+                               [--models M ...] [--shapes S ...]
+                               [--sections latency train memory]
+                               [--quick] [--out benchmarks/results]
 
-Every model of a section is timed in the same process, interleaved (one
-forward of each model per round, so drifts of the machine hit all alike),
-after warm-up, and reported as medians with ratios to MobileNetV2 given the
-same treatment. Deploy mode means GhostNet's ``switch_to_deploy()`` and, for
-every other model, mmcv's ``fuse_conv_bn``; each deployed model runs in the
-faster of the two memory formats (measured). ``--compile`` adds the
-deployed backbones under ``torch.compile`` (inductor with weight freezing,
-and on CPU its C++ wrapper); ``--onnxruntime`` (CPU only) adds them
-exported to ONNX and run by onnxruntime with as many threads as torch,
-GhostNet with its channels padded to the CPU's SIMD block
-(``mmghost.deployment.pad_channels``; MobileNetV2's widths are multiples of 8
-already). ``--openvino`` (CPU only) adds GhostNet 1.1x and MobileNetV2,
-as backbones and in RetinaNet (GhostNet also with GhostConv FPN/head),
-deployed and converted to OpenVINO IRs, FP32 and NNCF INT8 (calibrated on 8
-shipped images), each runtime a timing group of its own, with each IR's
-speed-up over the same model in PyTorch eager. Peak memory is measured
-with each model in its own process. ``--sizes`` and ``--detectors`` pick
-the input sizes and detectors timed.
-Writes ``{device}.md``, ``{device}.json`` and ``{device}.png`` (latency
-against FLOPs) under ``--out``.
+Every row of the latency table is one model on one runtime at one input
+shape, batch 1. The network is the one the export tools write
+(``mmghost.deployment.wrap_for_onnx``: a backbone's feature maps; a
+detector's raw per-level outputs, MMDetection's ``tensor`` mode, which for
+Faster R-CNN stops at the RPN outputs) and each runtime gets it the way
+the tools give it:
+
+========================  ==================================================
+``pytorch``               eager, eval mode, NCHW
+``pytorch-deploy``        ``switch_to_deploy()`` for GhostNet, mmcv's
+                          ``fuse_conv_bn`` for the rest, in the faster of the
+                          two memory formats (measured)
+``torch-compile``         the deployed backbone under ``torch.compile``
+                          (inductor, frozen weights; C++ wrapper on CPU)
+``onnxruntime``           ``export_onnx`` of the deployed backbone (GhostNet
+                          channel-padded by ``pad_channels``, as
+                          ``export_onnx.py --pad-channels``), run by
+                          ``ort_session``
+``openvino-fp32``         ``convert_to_openvino`` of the deployed model,
+                          ``compile_ir`` at the row's input shape
+``openvino-int8``         the same IR through ``quantize_int8`` (NNCF,
+                          8 shipped images, box convolutions kept in FP32)
+========================  ==================================================
+
+The rows of one runtime at one shape are timed together, interleaved (one
+forward of each model per round, so the machine's drifts hit all alike),
+medians of ``--rounds`` after warm-up; the runtimes follow one another in
+the same process. Each row reports its ratio to MobileNetV2 on the same
+runtime and shape (the same detector with MobileNetV2 for a detector) and
+its speed-up over the same model in ``pytorch`` at that shape.
+
+``train`` times the demo's training step (real tiny-coco batch); ``memory``
+the peak RSS of each model's forwards, each model in a fresh process.
+Writes ``{device}.md``, ``{device}.json`` and ``{device}.png`` (backbone
+latency against conv+linear MAdds) under ``--out``.
 """
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -36,14 +53,16 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SIZES = {'1333x800': (800, 1333), '320x320': (320, 320)}
+SHAPES = {'320x320': (320, 320), '1333x800': (800, 1333)}
 
-# name: (backbone cfg, FPN in_channels, deployable by switch_to_deploy)
+# backbone name: (backbone cfg, its FPN in_channels)
 BACKBONES = {
     'GhostNet 1.0x': (dict(type='GhostNet', widen_factor=1.0),
                       [24, 40, 112, 160]),
@@ -53,102 +72,150 @@ BACKBONES = {
                       [32, 52, 144, 208]),
     'MobileNetV2 1.0x': (dict(type='MobileNetV2', out_indices=(1, 2, 4, 7)),
                          [24, 32, 96, 1280]),
+    'MobileNetV3 1.0x': (dict(type='MobileNetV3', arch='large'),
+                         [24, 40, 112, 160]),
     'ResNet-18': (dict(type='ResNet', depth=18, norm_eval=True,
                        out_indices=(0, 1, 2, 3)), [64, 128, 256, 512]),
     'ResNet-50': (dict(type='ResNet', depth=50, norm_eval=True,
                        out_indices=(0, 1, 2, 3)), [256, 512, 1024, 2048]),
 }
 BASELINE = 'MobileNetV2 1.0x'
-SECTIONS = ['backbones', 'detectors', 'train', 'memory']
-UNPADDED = 'onnxruntime (not padded)'
-# what --openvino converts (backbones, and in RetinaNet)
-OPENVINO_MODELS = ('GhostNet 1.1x', 'MobileNetV2 1.0x')
 DETECTORS = {
     'RetinaNet': 'configs/retinanet_ghostnet_fpn.py',
     'Faster R-CNN': 'configs/faster-rcnn_ghostnet_fpn.py',
 }
+GHOSTCONV = ' + GhostConv'
+# what the runtimes beyond PyTorch convert: the paper's backbone (also
+# with GhostConv in the detector) and the two MobileNets; torch-compile and
+# onnxruntime take the backbones alone, OpenVINO the detectors too
+CONVERTED = ('GhostNet 1.1x', 'MobileNetV2 1.0x', 'MobileNetV3 1.0x')
+RUNTIMES = ('pytorch', 'pytorch-deploy', 'torch-compile', 'onnxruntime',
+            'openvino-fp32', 'openvino-int8')
+CPU_ONLY = ('onnxruntime', 'openvino-fp32', 'openvino-int8')
+# the Python package each runtime needs beyond torch
+NEEDS = {'onnxruntime': 'onnxruntime', 'openvino-fp32': 'openvino',
+         'openvino-int8': 'nncf'}
+SECTIONS = ('latency', 'train', 'memory')
+CALIBRATION_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class Model:
+    """A row's model: a backbone alone, or a detector with a backbone."""
+    backbone: str
+    detector: str = ''  # '' for the backbone alone
+    ghostconv: bool = False  # GhostConv in the FPN (and RetinaNet's head)
+
+    @property
+    def name(self) -> str:
+        if not self.detector:
+            return self.backbone
+        return (f'{self.detector} {self.backbone}' +
+                (GHOSTCONV if self.ghostconv else ''))
+
+    @property
+    def baseline(self) -> 'Model':
+        return Model(BASELINE, self.detector)
+
+    def runs_on(self, runtime: str) -> bool:
+        if runtime in ('pytorch', 'pytorch-deploy'):
+            return True
+        if runtime in ('torch-compile', 'onnxruntime') and self.detector:
+            return False  # backbones only: the runtimes of the comparison
+        return self.backbone in CONVERTED
+
+    def build(self) -> torch.nn.Module:
+        """The network, random init, eval mode, on CPU."""
+        from mmdet.registry import MODELS
+        from mmengine.config import Config
+        bb_cfg, in_channels = BACKBONES[self.backbone]
+        if not self.detector:
+            # not ``.eval()`` chained: mmdet's MobileNetV2.train returns None
+            model = MODELS.build(copy.deepcopy(bb_cfg))
+            model.eval()
+            return model
+        cfg = Config.fromfile(osp.join(ROOT, DETECTORS[self.detector]))
+        cfg.model.backbone = copy.deepcopy(bb_cfg)
+        cfg.model.neck.in_channels = in_channels
+        if self.ghostconv:  # as configs/*_ghostconv.py
+            cfg.model.neck.conv_cfg = dict(type='GhostConv')
+            if 'bbox_head' in cfg.model:
+                cfg.model.bbox_head.conv_cfg = dict(type='GhostConv')
+        model = MODELS.build(cfg.model).eval()
+        model.cfg = cfg
+        return model
+
+
+def all_models():
+    models = [Model(name) for name in BACKBONES]
+    for detector in DETECTORS:
+        for name in ('GhostNet 1.1x', 'MobileNetV2 1.0x', 'MobileNetV3 1.0x',
+                     'ResNet-18', 'ResNet-50'):
+            models.append(Model(name, detector))
+            if name == 'GhostNet 1.1x':
+                models.append(Model(name, detector, ghostconv=True))
+    return models
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument(
-        '--quick', action='store_true', help='fewer rounds (smoke run)')
-    parser.add_argument(
-        '--compile',
-        action='store_true',
-        help='also time the deployed backbones under torch.compile '
-        '(inductor, frozen weights)')
-    parser.add_argument(
-        '--onnxruntime',
-        action='store_true',
-        help='also time the deployed backbones exported to ONNX and run by '
-        'onnxruntime (needs the [onnx] extra)')
-    parser.add_argument(
-        '--openvino',
-        action='store_true',
-        help='also time GhostNet 1.1x and MobileNetV2 (backbones and '
-        'RetinaNet) as OpenVINO IRs, FP32 and INT8 (needs the [openvino] '
-        'extra)')
-    parser.add_argument(
-        '--sections',
+        '--runtimes',
         nargs='+',
-        default=SECTIONS,
-        choices=SECTIONS)
+        choices=RUNTIMES,
+        help='default: pytorch and pytorch-deploy, and on CPU onnxruntime '
+        'and openvino-fp32/int8 where installed')
+    names = [m.name for m in all_models()]
     parser.add_argument(
-        '--sizes', nargs='+', default=list(SIZES), choices=list(SIZES))
+        '--models', nargs='+', choices=names, metavar='MODEL',
+        help=f'default: all of {", ".join(names)}')
     parser.add_argument(
-        '--detectors',
-        nargs='+',
-        default=list(DETECTORS),
-        choices=list(DETECTORS))
-    parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks',
-                                                  'results'))
+        '--shapes', nargs='+', default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument(
+        '--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument(
+        '--rounds', type=int, help='timed rounds (default 7; 15 on cuda)')
+    parser.add_argument(
+        '--quick', action='store_true', help='3 rounds (smoke run)')
+    parser.add_argument(
+        '--out', default=osp.join(ROOT, 'benchmarks', 'results'))
     # internal: one model's peak memory, in a fresh process
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.onnxruntime and args.device != 'cpu':
-        parser.error(f'--onnxruntime with --device {args.device}: it times '
-                     "onnxruntime's CPU execution provider; use --device cpu")
-    if args.openvino and args.device != 'cpu':
-        parser.error(f'--openvino with --device {args.device}: it times '
-                     "OpenVINO's CPU plugin; use --device cpu")
+    if args.runtimes is None:
+        args.runtimes = ['pytorch', 'pytorch-deploy']
+        if args.device == 'cpu':
+            args.runtimes += [r for r in CPU_ONLY if installed(r)]
+    for runtime in args.runtimes:
+        if runtime in CPU_ONLY and args.device != 'cpu':
+            parser.error(f'--runtimes {runtime} with --device '
+                         f'{args.device}: it runs on the CPU only')
+        if not installed(runtime):
+            parser.error(f'--runtimes {runtime} needs {NEEDS[runtime]}: pip '
+                         'install -e ".[onnx,openvino]"')
+    if args.models is None:
+        args.models = names
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else (
+            15 if args.device == 'cuda' else 7)
+    if args.rounds < 1:
+        parser.error(f'--rounds {args.rounds}: expected at least 1')
     return args
 
 
-# --------------------------------------------------------------- building
+def installed(runtime: str) -> bool:
+    need = NEEDS.get(runtime)
+    return need is None or importlib.util.find_spec(need) is not None
 
 
-def _setup():
-    global TensorMode
-    import mmghost  # noqa: F401
-    from mmghost.analysis import TensorMode
+def setup():
+    import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
 
 
-def build_backbone(name):
-    from mmdet.registry import MODELS
-    cfg, _ = BACKBONES[name]
-    model = MODELS.build(copy.deepcopy(cfg))
-    model.eval()
-    return model
-
-
-def build_detector(detector, backbone, ghostconv=False):
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, DETECTORS[detector]))
-    bb_cfg, in_channels = BACKBONES[backbone]
-    cfg.model.backbone = copy.deepcopy(bb_cfg)
-    cfg.model.neck.in_channels = in_channels
-    if ghostconv:
-        cfg.model.neck.conv_cfg = dict(type='GhostConv')
-        if 'bbox_head' in cfg.model:
-            cfg.model.bbox_head.conv_cfg = dict(type='GhostConv')
-    model = MODELS.build(cfg.model)
-    model.eval()
-    return model
+# --------------------------------------------------------------- runtimes
 
 
 def deploy(model):
@@ -160,85 +227,76 @@ def deploy(model):
     return fuse_conv_bn(model)
 
 
-def conv_linear_macs(model, shape, device):
-    from mmghost.analysis import complexity
-    x = torch.randn(1, 3, *shape, device=device)
-    with torch.no_grad():
-        return complexity(model, (x, ))['conv_linear']
+def exported_network(model, spec: Model):
+    """What the export tools export of ``model``."""
+    from mmghost.deployment import BackboneForOnnx, wrap_for_onnx
+    if spec.detector:
+        return wrap_for_onnx(model, 'detector')
+    return BackboneForOnnx(model).eval()
 
 
-# ---------------------------------------------------------------- timing
+def channel_block() -> int:
+    """Channels per SIMD block of this CPU: what GhostNet is padded to."""
+    return 16 if 'AVX512' in torch.backends.cpu.get_cpu_capability() else 8
 
 
-def _sync(device):
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def time_once(model, x, device):
-    _sync(device)
-    start = time.perf_counter()
-    with torch.no_grad():
-        model(x)
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def pick_format(model, x, device, rounds=3):
-    """Run ``model`` in whichever memory format is faster for it."""
-    results = {}
+def faster_format(module, x, device):
+    """``(module, x, label)`` in whichever memory format runs faster."""
+    times = {}
     for fmt in (torch.contiguous_format, torch.channels_last):
-        m = model.to(memory_format=fmt)
-        xi = x.contiguous(memory_format=fmt)
-        time_once(m, xi, device)
-        results[fmt] = statistics.median(
-            time_once(m, xi, device) for _ in range(rounds))
-    best = min(results, key=results.get)
-    return model.to(memory_format=best), best
+        m, xi = module.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+        run_once(m, xi, device)
+        times[fmt] = statistics.median(
+            run_once(m, xi, device) for _ in range(3))
+    fmt = min(times, key=times.get)
+    return (module.to(memory_format=fmt), x.contiguous(memory_format=fmt),
+            'NHWC' if fmt == torch.channels_last else 'NCHW')
 
 
-def interleaved(cases, device, rounds, warmup):
-    """cases: name -> (model, input). Median seconds per name."""
-    for model, x in cases.values():
-        for _ in range(warmup):
-            time_once(model, x, device)
-    times = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, (model, x) in cases.items():
-            times[name].append(time_once(model, x, device))
-    return {name: statistics.median(t) for name, t in times.items()}
+def prepare(spec: Model, runtime: str, shape, device):
+    """``(run, x, label)``: ``run(x)`` is one forward of ``spec`` on
+    ``runtime`` at ``shape``; ``label`` says how it runs."""
+    model = spec.build()
+    x = torch.randn(1, 3, *shape, device=device)
+    if runtime == 'pytorch':
+        return exported_network(model, spec).to(device), x, 'NCHW'
+    model = deploy(model)
+    if runtime == 'onnxruntime' and not spec.detector and \
+            spec.backbone.startswith('GhostNet'):
+        from mmghost.deployment import pad_channels
+        model = pad_channels(model, channel_block())
+    module = exported_network(model, spec).to(device).eval()
+    if runtime == 'pytorch-deploy':
+        return faster_format(module, x, device)
+    if runtime == 'torch-compile':
+        module, x, label = faster_format(module, x, device)
+        compiled = compiled_module(module, device)
+        run_once(compiled, x, device)  # compile outside the timing
+        return compiled, x, f'{label}, inductor'
+    example = torch.randn(2, 3, *shape)  # the exporters want a batch of 2
+    if runtime == 'onnxruntime':
+        from mmghost.deployment import export_onnx
+        from mmghost.deployment.onnx import ort_session
+        with tempfile.TemporaryDirectory() as tmp:
+            path = osp.join(tmp, 'model.onnx')
+            export_onnx(module, example, path)
+            session = ort_session(path)
+        name = session.get_inputs()[0].name
+        padded = spec.backbone.startswith('GhostNet') and not spec.detector
+        label = f'padded to {channel_block()}' if padded else ''
+        return (lambda t: session.run(None, {name: t.numpy()})), x, label
+    from mmghost.deployment.openvino import (compile_ir, convert_to_openvino,
+                                             quantize_int8, run_ir)
+    ov_model = convert_to_openvino(module, example)
+    label = 'FP32'
+    if runtime == 'openvino-int8':
+        ov_model = quantize_int8(ov_model, calibration_batches(shape))
+        label = 'INT8, box convs FP32' if spec.detector else 'INT8'
+    compiled = compile_ir(ov_model, input_shape=list(x.shape))
+    return (lambda t: run_ir(compiled, t)), x, label
 
 
-def prepare(models, shape, device):
-    """name -> (model, input, macs, note) with deployed ones format-tuned."""
-    cases = {}
-    for name, model in models.items():
-        model = model.to(device)
-        x = torch.randn(1, 3, *shape, device=device)
-        macs = conv_linear_macs(model, shape, device)
-        note = 'NCHW'
-        if 'deploy' in name or 'compile' in name:
-            model, fmt = pick_format(model, x, device)
-            if fmt == torch.channels_last:
-                x = x.contiguous(memory_format=fmt)
-                note = 'NHWC'
-        if 'compile' in name:
-            model = compiled(model, device)
-            time_once(model, x, device)  # compile outside the timing
-        elif 'onnxruntime' in name:
-            from mmghost.deployment import ChannelPadded
-            padded = isinstance(model, ChannelPadded)
-            model = OrtModel(model, x)
-            note = f'ORT, padded to {channel_block()}' if padded else 'ORT'
-        elif 'openvino' in name:
-            int8 = name.endswith('int8')
-            model = OvModel(model, x, int8)
-            note = 'OV INT8' if int8 else 'OV FP32'
-        cases[name] = (model, x, macs, note)
-    return cases
-
-
-def compiled(model, device):
+def compiled_module(module, device):
     """``torch.compile`` for inference: weights frozen into the graph.
 
     Freezing lets inductor fold constants and pre-pack convolution weights
@@ -249,271 +307,129 @@ def compiled(model, device):
     inductor.freezing = True
     inductor.cpp_wrapper = device == 'cpu'
     torch._dynamo.reset()
-    return torch.compile(model)
+    return torch.compile(module)
 
 
-class OrtModel:
-    """A deployed model exported to ONNX and run by onnxruntime.
-
-    Exported at the benchmark's input shape (static), every graph
-    optimisation on, intra-op threads as many as torch's.
-    """
-
-    def __init__(self, model, x):
-        import logging
-        import tempfile
-
-        import onnxruntime as ort
-
-        from mmghost.deployment import BackboneForOnnx
-        module = BackboneForOnnx(model).eval()
-        # the exporter warns once per torchvision op it cannot register
-        logging.getLogger('torch.onnx._internal.exporter._registration'
-                          ).setLevel(logging.ERROR)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = osp.join(tmp, 'model.onnx')
-            torch.onnx.export(
-                module, (x, ),
-                path,
-                dynamo=True,
-                opset_version=18,
-                external_data=False,
-                verbose=False)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            # its threads would otherwise spin after each run, taking the
-            # cores from the torch models interleaved with it
-            options.add_session_config_entry('session.intra_op.allow_spinning',
-                                             '0')
-            options.graph_optimization_level = (
-                ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-            self.session = ort.InferenceSession(
-                path, options, providers=['CPUExecutionProvider'])
-        self.input = self.session.get_inputs()[0].name
-
-    def __call__(self, x):
-        return self.session.run(None, {self.input: x.numpy()})
-
-
-class OvModel:
-    """A deployed model converted to an OpenVINO IR, FP32 or INT8.
-
-    Converted at the benchmark's input shape (static); INT8 is
-    ``quantize_int8`` calibrated on real images (a backbone quantized
-    whole, a detector with its output convolutions kept in FP32, as
-    ``export_openvino.py --int8`` does); compiled as ``compile_ir`` does
-    (FP32 where not quantized, LATENCY hint, torch's thread count).
-    """
-
-    def __init__(self, model, x, int8):
-        import openvino as ov
-
-        from mmghost.deployment import BackboneForOnnx, GroupedOutputs
-        from mmghost.deployment.openvino import compile_ir, quantize_int8
-        detector = isinstance(model, GroupedOutputs)
-        module = (model if detector else BackboneForOnnx(model)).eval()
-        with torch.no_grad():
-            ov_model = ov.convert_model(
-                module, example_input=x, input=[list(x.shape)])
-        if int8:
-            ov_model = quantize_int8(
-                ov_model, calibration_data(tuple(x.shape[-2:])))
-        self.compiled = compile_ir(ov_model)
-
-    def __call__(self, x):
-        return self.compiled(x.numpy())
-
-
-def calibration_data(shape, count=8):
-    """``count`` shipped images as RetinaNet's config preprocesses them,
-    padded or cropped to ``shape`` exactly."""
+def calibration_batches(shape, count=CALIBRATION_IMAGES):
+    """The first ``count`` shipped images as RetinaNet's config
+    preprocesses them, padded or cropped to ``shape`` exactly."""
     from types import SimpleNamespace
 
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
+    from mmghost.deployment.openvino import calibration_batches as batches
     from mmghost.utils import list_images
-    from mmghost.deployment.openvino import calibration_batches
     cfg = Config.fromfile(osp.join(ROOT, DETECTORS['RetinaNet']))
     preprocessing = SimpleNamespace(
         cfg=cfg, data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
     files = list_images(osp.join(ROOT, 'data', 'tiny-coco', 'images'))
-    batches = calibration_batches(preprocessing, files[:count], shape)
-    return [b[..., :shape[0], :shape[1]].contiguous() for b in batches]
-
-
-def speedups(title, results, reference_mode='eval'):
-    """Each OpenVINO row's speed-up over the same model in PyTorch eager."""
-    lines = [
-        f'#### {title}: OpenVINO speed-up over PyTorch eager (same model)',
-        '', '| model | mode | speed-up |', '|---|---|---:|'
+    return [
+        b[..., :shape[0], :shape[1]].contiguous()
+        for b in batches(preprocessing, files[:count], shape)
     ]
-    for key, sec in results.items():
-        model, mode = key.rsplit(' | ', 1)
-        reference = results.get(f'{model} | {reference_mode}')
-        if 'openvino' in mode and reference:
-            lines.append(f'| {model} | {mode} | {reference / sec:.2f}x |')
-    return '\n'.join(lines) if len(lines) > 4 else ''
 
 
-def table(title, results, cases, baseline_prefix):
+# ---------------------------------------------------------------- timing
+
+
+def run_once(run, x, device, grad=False) -> float:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.set_grad_enabled(grad):
+        run(x)
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def interleaved(cases, device, rounds, warmup=2, grad=False):
+    """cases: key -> (run, x). Median seconds per key."""
+    for run, x in cases.values():
+        for _ in range(warmup):
+            run_once(run, x, device, grad)
+    times = {key: [] for key in cases}
+    for _ in range(rounds):
+        for key, (run, x) in cases.items():
+            times[key].append(run_once(run, x, device, grad))
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
+def conv_linear_macs(spec: Model, shape) -> float:
+    from mmghost.analysis import complexity
+    module = exported_network(spec.build(), spec)
+    with torch.no_grad():
+        return complexity(module, (torch.randn(1, 3, *shape), ))['conv_linear']
+
+
+def run_latency(args, report, rows):
+    models = [m for m in all_models() if m.name in args.models]
+    report.append('')
+    for size in args.shapes:
+        shape = SHAPES[size]
+        macs = {m: conv_linear_macs(m, shape) for m in models}
+        for runtime in args.runtimes:
+            group = [m for m in models if m.runs_on(runtime)]
+            if not group:
+                continue
+            print(f'{size} {runtime}: preparing {len(group)} models',
+                  flush=True)
+            cases, labels = {}, {}
+            for spec in group:
+                run, x, labels[spec] = prepare(spec, runtime, shape,
+                                               args.device)
+                cases[spec] = (run, x)
+            seconds = interleaved(cases, args.device, args.rounds)
+            # let the group's models (and runtime thread pools) go before
+            # the next runtime is timed
+            del cases
+            rows += [
+                dict(section='latency', shape=size, model=spec.name,
+                     kind=spec.detector or 'backbone', runtime=runtime,
+                     note=labels[spec], seconds=seconds[spec],
+                     macs=macs[spec]) for spec in group
+            ]
+            report[-1] = latency_table(rows)
+            write(args, report, rows)
+
+
+def latency_table(rows) -> str:
+    latency = [r for r in rows if r['section'] == 'latency']
+    by_key = {(r['shape'], r['model'], r['runtime']): r['seconds']
+              for r in latency}
     lines = [
-        f'#### {title}', '',
-        '| model | mode | format | latency (ms) | ratio to MobileNetV2 '
-        '(same mode) | MAdds (G) | GMAC/s |',
-        '|---|---|---|---:|---:|---:|---:|'
+        '#### Latency, batch 1 (model x runtime x shape)', '',
+        'Detectors as exported: the raw per-level outputs (Faster R-CNN: '
+        'to the RPN outputs). Ratio: to MobileNetV2 on the same runtime '
+        'and shape (for a detector, the same detector with MobileNetV2). '
+        'Speed-up: over the same model in `pytorch`, same shape.', '',
+        '| shape | model | runtime | how | latency (ms) | ratio to '
+        'MobileNetV2 | speed-up over pytorch | conv+linear GMAdds |',
+        '|---|---|---|---|---:|---:|---:|---:|'
     ]
-    for name, sec in results.items():
-        model, mode = name.rsplit(' | ', 1)
-        base = results.get(f'{baseline_prefix} | {mode.split(" (")[0]}')
-        ratio = sec / base if base else float('nan')
-        macs = cases[name][2]
-        lines.append(f'| {model} | {mode} | {cases[name][3]} | '
-                     f'{sec * 1e3:.1f} | {ratio:.2f} | {macs / 1e9:.2f} | '
-                     f'{macs / sec / 1e9:.1f} |')
+    for r in latency:
+        detector = '' if r['kind'] == 'backbone' else r['kind'] + ' '
+        base = by_key.get((r['shape'], f'{detector}{BASELINE}',
+                           r['runtime']))
+        eager = by_key.get((r['shape'], r['model'], 'pytorch'))
+        ratio = f"{r['seconds'] / base:.2f}" if base else '-'
+        speedup = f"{eager / r['seconds']:.2f}x" if eager else '-'
+        lines.append(f"| {r['shape']} | {r['model']} | {r['runtime']} | "
+                     f"{r['note']} | {r['seconds'] * 1e3:.1f} | {ratio} | "
+                     f"{speedup} | {r['macs'] / 1e9:.2f} |")
     return '\n'.join(lines)
 
 
-def run_backbones(args, rounds, report, rows):
-    # Each runtime is timed as a group of its own, compiled models last:
-    # onnxruntime's thread pool, and the OpenMP runtime that inductor's
-    # C++ kernels link, would otherwise compete with torch's for the cores.
-    groups = [['eval', 'deploy']]
-    if args.onnxruntime:
-        groups.append(['onnxruntime'])
-    if args.openvino:
-        groups.append(['openvino', 'openvino int8'])
-    if args.compile:
-        groups.append(['compile'])
-    modes = [mode for group in groups for mode in group]
-    for size in args.sizes:
-        shape = SIZES[size]
-        results, cases = {}, {}
-        for group_modes in groups:
-            models = {}
-            for name in BACKBONES:
-                for mode in group_modes:
-                    if mode != 'eval' and name.startswith('ResNet'):
-                        continue
-                    if 'openvino' in mode and name not in OPENVINO_MODELS:
-                        continue
-                    model = build_backbone(name)
-                    if mode == 'onnxruntime' and name == 'GhostNet 1.1x':
-                        # what the padding is worth
-                        models[f'{name} | {UNPADDED}'] = deploy(
-                            build_backbone(name))
-                    if mode == 'onnxruntime' and name.startswith('GhostNet'):
-                        from mmghost.deployment import pad_channels
-                        model = pad_channels(model, channel_block())
-                    elif mode != 'eval':
-                        model = deploy(model)
-                    models[f'{name} | {mode}'] = model
-            group = prepare(models, shape, args.device)
-            for key, (model, x, _, note) in group.items():
-                if key.endswith('| onnxruntime'):
-                    # the network's own MAdds, not the padded channels'
-                    eval_key = key.replace('onnxruntime', 'eval')
-                    group[key] = (model, x, cases[eval_key][2], note)
-            results.update(
-                interleaved({k: v[:2]
-                             for k, v in group.items()}, args.device,
-                            rounds, warmup=2))
-            # keep what the table needs; let the group's models (and the
-            # onnxruntime sessions' threads) go
-            cases.update({k: (None, None, macs, note)
-                          for k, (_, _, macs, note) in group.items()})
-            del group, models
-        results = {
-            key: results[key]
-            for key in (f'{name} | {mode}' for name in BACKBONES
-                        for mode in modes + [UNPADDED]) if key in results
-        }
-        report.append(
-            table(f'Backbones, {size}', results, cases, BASELINE))
-        if args.openvino:
-            report.append(speedups(f'Backbones, {size}', results))
-        rows += [dict(section='backbone', size=size, name=k, seconds=v,
-                      macs=cases[k][2]) for k, v in results.items()]
+# --------------------------------------------------------- training step
 
 
-def channel_block() -> int:
-    """Channels per SIMD block of this CPU: what GhostNet is padded to."""
-    return 16 if 'AVX512' in torch.backends.cpu.get_cpu_capability() else 8
-
-
-def run_detectors(args, rounds, report, rows):
-    variants = [('GhostNet 1.1x', False), ('MobileNetV2 1.0x', False),
-                ('ResNet-18', False), ('ResNet-50', False)]
-    for detector in args.detectors:
-        if detector == 'Faster R-CNN' and args.device == 'cuda':
-            continue  # tensor mode runs NMS; see README
-        for size in args.sizes:
-            shape = SIZES[size]
-            models = {}
-            for backbone, _ in variants:
-                for mode in ('eval', 'deploy'):
-                    model = build_detector(detector, backbone)
-                    if mode == 'deploy':
-                        model = deploy(model)
-                    models[f'{detector} {backbone} | {mode}'] = TensorMode(
-                        model, shape)
-                    if backbone == 'GhostNet 1.1x' and detector == \
-                            'RetinaNet':
-                        model = build_detector(detector, backbone, True)
-                        if mode == 'deploy':
-                            model = deploy(model)
-                        models[f'{detector} {backbone} + GhostConv FPN/head'
-                               f' | {mode}'] = TensorMode(model, shape)
-            cases = prepare(models, shape, args.device)
-            results = interleaved({k: v[:2]
-                                   for k, v in cases.items()}, args.device,
-                                  rounds, warmup=1)
-            if args.openvino and detector == 'RetinaNet':
-                # a timing group of its own, after the PyTorch models
-                del models
-                cases = {k: (None, None, macs, note)
-                         for k, (_, _, macs, note) in cases.items()}
-                group = prepare(openvino_detectors(detector, shape), shape,
-                                args.device)
-                results.update(
-                    interleaved({k: v[:2]
-                                 for k, v in group.items()}, args.device,
-                                rounds, warmup=1))
-                cases.update(group)
-                del group
-            report.append(
-                table(f'{detector} (tensor mode), {size}', results, cases,
-                      f'{detector} {BASELINE}'))
-            if args.openvino and detector == 'RetinaNet':
-                report.append(
-                    speedups(f'{detector} (tensor mode), {size}', results))
-            rows += [dict(section='detector', size=size, name=k,
-                          seconds=v, macs=cases[k][2])
-                     for k, v in results.items()]
-
-
-def openvino_detectors(detector, shape):
-    """The deployed detectors of OPENVINO_MODELS, FP32 and INT8, as the
-    raw-output wrapper that the IR converts."""
-    from mmghost.deployment import DetectorForOnnx
-    models = {}
-    for backbone in OPENVINO_MODELS:
-        for ghostconv in ((False, True)
-                          if backbone.startswith('GhostNet') else (False, )):
-            label = f'{detector} {backbone}' + (
-                ' + GhostConv FPN/head' if ghostconv else '')
-            for mode in ('openvino', 'openvino int8'):
-                model = deploy(build_detector(detector, backbone, ghostconv))
-                models[f'{label} | {mode}'] = DetectorForOnnx(model).eval()
-    return models
-
-
-def run_train_step(args, rounds, report, rows):
+def run_train_step(args, report, rows):
     """s/iter of the demo's training step (batch 4, 320x320, real data)."""
+    from mmdet.registry import DATASETS, MODELS
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
-    from mmdet.registry import DATASETS, MODELS
     cfg = Config.fromfile(
         osp.join(ROOT, 'configs', 'retinanet_ghostnet_fpn_demo.py'))
     ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset.dataset)
@@ -525,36 +441,27 @@ def run_train_step(args, rounds, report, rows):
         model_cfg = copy.deepcopy(cfg.model)
         model_cfg.backbone = copy.deepcopy(BACKBONES[backbone][0])
         model_cfg.neck.in_channels = BACKBONES[backbone][1]
-        model = MODELS.build(model_cfg).to(args.device)
-        model.train()
+        model = MODELS.build(model_cfg).to(args.device).train()
         optim = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
-        cases[f'demo RetinaNet {backbone}'] = (model, optim)
-
-    def step(model, optim):
-        _sync(args.device)
-        start = time.perf_counter()
-        model.train_step(copy.deepcopy(batch), optim)
-        _sync(args.device)
-        return time.perf_counter() - start
-
-    for model, optim in cases.values():
-        step(model, optim)
-    times = {k: [] for k in cases}
-    for _ in range(max(3, rounds // 2)):
-        for name, (model, optim) in cases.items():
-            times[name].append(step(model, optim))
-    base = statistics.median(times['demo RetinaNet MobileNetV2 1.0x'])
+        cases[f'demo RetinaNet {backbone}'] = (
+            lambda _, m=model, o=optim: m.train_step(copy.deepcopy(batch), o),
+            None)
+    seconds = interleaved(cases, args.device, max(3, args.rounds // 2),
+                          warmup=1, grad=True)
+    base = seconds[f'demo RetinaNet {BASELINE}']
     lines = [
         '#### Training step at the demo scale (batch 4, 320x320, AdamW, '
         'real tiny-coco batch)', '',
         '| model | s/iter | ratio to MobileNetV2 |', '|---|---:|---:|'
     ]
-    for name, t in times.items():
-        med = statistics.median(t)
-        lines.append(f'| {name} | {med:.3f} | {med / base:.2f} |')
-        rows.append(dict(section='train', size='320x320', name=name,
-                         seconds=med))
+    for name, sec in seconds.items():
+        lines.append(f'| {name} | {sec:.3f} | {sec / base:.2f} |')
+        rows.append(dict(section='train', shape='320x320', model=name,
+                         seconds=sec))
     report.append('\n'.join(lines))
+
+
+# ---------------------------------------------------------------- memory
 
 
 def _status_mb(field):
@@ -569,19 +476,17 @@ def _status_mb(field):
     return None
 
 
-def memory_of(spec, device):
+def memory_of(spec_text: str, device: str):
     """Peak memory of one model's forwards (called in a fresh process)."""
     import resource
-    _setup()
-    kind, name, mode = spec.split('::')
-    model = (build_backbone(name) if kind == 'backbone' else
-             build_detector('RetinaNet', name))
-    if mode == 'deploy':
+    setup()
+    name, runtime = spec_text.split('::')
+    spec = next(m for m in all_models() if m.name == name)
+    model = spec.build()
+    if runtime == 'pytorch-deploy':
         model = deploy(model)
-    if kind != 'backbone':
-        model = TensorMode(model, SIZES['1333x800'])
-    model = model.to(device)
-    x = torch.randn(1, 3, *SIZES['1333x800'], device=device)
+    module = exported_network(model, spec).to(device)
+    x = torch.randn(1, 3, *SHAPES['1333x800'], device=device)
     # The process's peak RSS is mostly imports; reset the kernel's
     # high-water mark (Linux: clear_refs 5) so the peak is the forwards'.
     try:
@@ -594,7 +499,7 @@ def memory_of(spec, device):
         torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
         for _ in range(2):
-            model(x)
+            module(x)
     peak = _status_mb('VmHWM')
     if peak is None:  # no /proc: the whole process's peak
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -604,77 +509,104 @@ def memory_of(spec, device):
 
 
 def run_memory(args, report, rows):
-    specs = [f'backbone::{n}::{m}' for n in BACKBONES
-             for m in ('eval', 'deploy') if not (
-                 m == 'deploy' and n.startswith('ResNet'))]
-    specs += [f'detector::{n}::eval' for n in ('GhostNet 1.1x', BASELINE)]
+    specs = [(m.name, r) for m in all_models() if not m.detector
+             for r in ('pytorch', 'pytorch-deploy')
+             if m.runs_on(r) and m.name in args.models]
+    specs += [(f'RetinaNet {name}', 'pytorch')
+              for name in ('GhostNet 1.1x', BASELINE)
+              if f'RetinaNet {name}' in args.models]
     lines = [
         '#### Peak memory, one process per model, 1333x800, batch 1', '',
-        '| model | mode | peak RSS during the forwards (MB) | growth over '
-        'the RSS before them (MB) | GPU peak (MB) |', '|---|---|---:|---:|---:|'
+        '| model | runtime | peak RSS during the forwards (MB) | growth '
+        'over the RSS before them (MB) | GPU peak (MB) |',
+        '|---|---|---:|---:|---:|'
     ]
-    for spec in specs:
+    for name, runtime in specs:
         proc = subprocess.run(
             [sys.executable, __file__, '--device', args.device,
-             '--memory-of', spec],
+             '--memory-of', f'{name}::{runtime}'],
             capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
-            raise RuntimeError(f'memory run {spec} failed:\n'
+            raise RuntimeError(f'memory run {name} {runtime} failed:\n'
                                f'{proc.stderr[-2000:]}')
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-        kind, name, mode = spec.split('::')
-        label = name if kind == 'backbone' else f'RetinaNet {name}'
-        lines.append(f"| {label} | {mode} | {res['rss_peak']:.0f} | "
+        lines.append(f"| {name} | {runtime} | {res['rss_peak']:.0f} | "
                      f"{res['rss_peak'] - res['rss_before']:.0f} | "
                      f"{res['gpu_peak']:.0f} |")
-        rows.append(dict(section='memory', name=f'{label} | {mode}', **res))
+        rows.append(dict(section='memory', model=name, runtime=runtime,
+                         **res))
     report.append('\n'.join(lines))
-    return lines
+
+
+# ---------------------------------------------------------------- report
 
 
 def plot(rows, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, size in zip(axes, SIZES):
-        pts = [r for r in rows if r['section'] == 'backbone'
-               and r['size'] == size]
-        for r in pts:
-            color = 'tab:green' if r['name'].startswith('Ghost') else (
-                'tab:blue' if r['name'].startswith('Mobile') else 'tab:gray')
-            marker = 'o' if r['name'].endswith('eval') else '^'
-            ax.scatter(r['macs'] / 1e9, r['seconds'] * 1e3, c=color,
-                       marker=marker)
-            ax.annotate(r['name'].replace(' | ', ' '),
-                        (r['macs'] / 1e9, r['seconds'] * 1e3), fontsize=6)
+    shapes = [s for s in SHAPES if any(
+        r['section'] == 'latency' and r['kind'] == 'backbone'
+        and r['shape'] == s for r in rows)]
+    fig, axes = plt.subplots(1, len(shapes), figsize=(6 * len(shapes), 4.5),
+                             squeeze=False)
+    markers = dict(zip(RUNTIMES, 'o^sDvP'))
+    for ax, size in zip(axes[0], shapes):
+        for r in rows:
+            if r['section'] != 'latency' or r['kind'] != 'backbone' or \
+                    r['shape'] != size:
+                continue
+            color = 'tab:green' if r['model'].startswith('Ghost') else (
+                'tab:blue' if r['model'].startswith('Mobile') else 'tab:gray')
+            point = (r['macs'] / 1e9, r['seconds'] * 1e3)
+            ax.scatter(*point, c=color, marker=markers[r['runtime']])
+            ax.annotate(f"{r['model']} {r['runtime']}", point, fontsize=5)
         ax.set_xscale('log')
         ax.set_yscale('log')
         ax.set_xlabel('conv+linear GMAdds')
         ax.set_ylabel('latency (ms)')
-        ax.set_title(f'backbones, {size} (o eval, ^ deploy)')
+        ax.set_title(f'backbones, {size}')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-def machine(device):
+def machine(device: str) -> str:
     if device == 'cuda':
-        return (f'{torch.cuda.get_device_name()}, torch {torch.__version__}')
-    return (f'{cpu_model()}, {os.cpu_count()} cores, '
-            f'{torch.get_num_threads()} torch threads, torch '
-            f'{torch.__version__}')
-
-
-def cpu_model() -> str:
-    """The CPU's model name (as ``lscpu`` prints it), else the arch."""
+        return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
+    name = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
+            name = next(line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name'))
+    except (OSError, StopIteration):
         pass
-    return platform.processor() or platform.machine()
+    versions = ''.join(
+        f', {pkg} {importlib.import_module(pkg).__version__}'
+        for pkg in ('onnxruntime', 'openvino', 'nncf')
+        if importlib.util.find_spec(pkg) is not None)
+    return (f'{name}, {os.cpu_count()} cores, {torch.get_num_threads()} '
+            f'threads, torch {torch.__version__}{versions}')
+
+
+def write(args, report, rows):
+    """(Re)write the report: what is measured so far survives a failure."""
+    os.makedirs(args.out, exist_ok=True)
+    command = ' '.join(['python benchmarks/bench.py'] + [
+        f"'{a}'" if ' ' in a else a for a in sys.argv[1:]])
+    header = (f'### {args.device.upper()}: {machine(args.device)}\n\n'
+              f'`{command}`: medians of {args.rounds} interleaved rounds '
+              f'after warm-up, {(time.time() - args.start) / 60:.1f} min in '
+              'all.\n')
+    text = header + '\n' + '\n\n'.join(report) + '\n'
+    stem = osp.join(args.out, args.device)
+    with open(stem + '.md', 'w') as f:
+        f.write(text)
+    with open(stem + '.json', 'w') as f:
+        json.dump(rows, f, indent=1)
+    if any(r['section'] == 'latency' and r['kind'] == 'backbone'
+           for r in rows):
+        plot(rows, stem + '.png')
+    print(text)
 
 
 def main():
@@ -682,56 +614,17 @@ def main():
     if args.memory_of:
         memory_of(args.memory_of, args.device)
         return
-    _setup()
+    setup()
     if args.device == 'cuda':
         torch.backends.cudnn.benchmark = True
-    rounds = 3 if args.quick else (15 if args.device == 'cuda' else 7)
     report, rows = [], []
-    start = time.time()
-    sections = [s for s in args.sections
-                if not (s == 'train' and args.device == 'cuda')]
-    # on a GPU the training step is benchmarks/train_throughput.py's, at
-    # the paper's scale
-    for section in sections:
-        if section == 'backbones':
-            run_backbones(args, rounds, report, rows)
-        elif section == 'detectors':
-            run_detectors(args, rounds, report, rows)
-        elif section == 'train':
-            run_train_step(args, rounds, report, rows)
-        else:
-            run_memory(args, report, rows)
-        write(args, rounds, start, report, rows)
-
-
-def write(args, rounds, start, report, rows):
-    """(Re)write the report: what is measured so far survives a failure."""
-    os.makedirs(args.out, exist_ok=True)
-    sections = ('' if args.sections == SECTIONS else
-                ' --sections ' + ' '.join(args.sections))
-    sizes = ('' if args.sizes == list(SIZES) else
-             ' --sizes ' + ' '.join(args.sizes))
-    if args.detectors != list(DETECTORS):
-        sizes += ' --detectors ' + ' '.join(f"'{d}'" for d in args.detectors)
-    header = (f'### {args.device.upper()}: {machine(args.device)}\n\n'
-              f'`python benchmarks/bench.py --device {args.device}'
-              f"{' --compile' if args.compile else ''}"
-              f"{' --onnxruntime' if args.onnxruntime else ''}"
-              f"{' --openvino' if args.openvino else ''}"
-              f'{sizes}'
-              f'{sections}'
-              f"{' --quick' if args.quick else ''}`, batch 1, medians of "
-              f'{rounds} interleaved rounds after warm-up, '
-              f'{(time.time() - start) / 60:.1f} min in all.\n')
-    text = header + '\n' + '\n\n'.join(report) + '\n'
-    stem = osp.join(args.out, args.device)
-    with open(stem + '.md', 'w') as f:
-        f.write(text)
-    with open(stem + '.json', 'w') as f:
-        json.dump(rows, f, indent=1)
-    if any(r['section'] == 'backbone' for r in rows):
-        plot(rows, stem + '.png')
-    print(text)
+    args.start = time.time()
+    run = dict(latency=run_latency, train=run_train_step, memory=run_memory)
+    for section in args.sections:
+        if section == 'train' and args.device == 'cuda':
+            continue  # benchmarks/train_throughput.py, at the paper's scale
+        run[section](args, report, rows)
+        write(args, report, rows)
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@
 # pass --auto-scale-lr to keep the learning rate right.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mmdet::retinanet/retinanet_tta.py',  # DetTTAModel + multi-scale flip
+    './_base_/tta.py',  # DetTTAModel + multi-scale flip
 ]
 
 custom_imports = dict(imports=['mmghost'], allow_failed_imports=False)

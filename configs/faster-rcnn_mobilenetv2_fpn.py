@@ -3,7 +3,7 @@
 # (paper: 27.5 mAP). ImageNet weights: MMDetection's published MobileNetV2.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mmdet::retinanet/retinanet_tta.py',  # DetTTAModel + multi-scale flip
+    './_base_/tta.py',  # DetTTAModel + multi-scale flip
 ]
 
 model = dict(

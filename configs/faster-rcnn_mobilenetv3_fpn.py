@@ -4,7 +4,7 @@
 # ends at strides 4, 8, 16 and 32, as for GhostNet.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mmdet::retinanet/retinanet_tta.py',  # DetTTAModel + multi-scale flip
+    './_base_/tta.py',  # DetTTAModel + multi-scale flip
 ]
 
 custom_imports = dict(imports=['mmghost'], allow_failed_imports=False)

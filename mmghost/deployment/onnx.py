@@ -27,7 +27,7 @@ PyTorch.
 ``pip install -e .[onnx]``; they are imported only when needed.
 """
 import copy
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -39,8 +39,8 @@ from .parity import RuntimeCheck, check_runtime
 
 __all__ = [
     'GroupedOutputs', 'BackboneForOnnx', 'DetectorForOnnx', 'wrap_for_onnx',
-    'preprocess_images', 'check_inputs', 'export_onnx', 'check_onnx',
-    'DEFAULT_OPSET', 'TOLERANCE'
+    'preprocess_images', 'check_inputs', 'export_onnx', 'ort_session',
+    'check_onnx', 'DEFAULT_OPSET', 'TOLERANCE'
 ]
 
 # ONNX opset of the export: the lowest that torch's exporter translates to
@@ -313,6 +313,20 @@ def export_onnx(module: GroupedOutputs,
 # ---------------------------------------------------------------------------
 
 
+def ort_session(onnx_file: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session of ``onnx_file``: every graph
+    optimisation on, ``threads`` intra-op threads (default: torch's), and
+    threads that sleep between runs instead of spinning."""
+    ort = _require('onnxruntime')
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    return ort.InferenceSession(
+        onnx_file, options, providers=['CPUExecutionProvider'])
+
+
 def check_onnx(onnx_file: str,
                module: nn.Module,
                inputs: Sequence[Tuple[str, torch.Tensor]],
@@ -324,9 +338,7 @@ def check_onnx(onnx_file: str,
     names the output and the input where the two disagree in number of
     outputs or shape, or where either holds a NaN or an infinity.
     """
-    ort = _require('onnxruntime')
-    session = ort.InferenceSession(
-        onnx_file, providers=['CPUExecutionProvider'])
+    session = ort_session(onnx_file)
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
     return check_runtime(
