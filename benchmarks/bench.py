@@ -25,8 +25,9 @@ the tools give it:
                           channel-padded by ``pad_channels``, as
                           ``export_onnx.py --pad-channels``), run by
                           ``ort_session``
-``openvino-fp32``         ``convert_to_openvino`` of the deployed model,
-                          ``compile_ir`` at the row's input shape
+``openvino-fp32``         ``convert_to_openvino`` of the deployed model
+                          (dynamic batch, height, width, as exported), run
+                          by ``compile_ir``
 ``openvino-int8``         the same IR through ``quantize_int8`` (NNCF,
                           8 shipped images, box convolutions kept in FP32)
 ========================  ==================================================
@@ -292,7 +293,7 @@ def prepare(spec: Model, runtime: str, shape, device):
     if runtime == 'openvino-int8':
         ov_model = quantize_int8(ov_model, calibration_batches(shape))
         label = 'INT8, box convs FP32' if spec.detector else 'INT8'
-    compiled = compile_ir(ov_model, input_shape=list(x.shape))
+    compiled = compile_ir(ov_model)
     return (lambda t: run_ir(compiled, t)), x, label
 
 

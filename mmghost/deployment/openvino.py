@@ -106,26 +106,18 @@ def convert_to_openvino(module: GroupedOutputs, example: torch.Tensor):
     return ov_model
 
 
-def compile_ir(model,
-               threads: Optional[int] = None,
-               hint: str = 'LATENCY',
-               input_shape: Optional[Sequence[int]] = None):
+def compile_ir(model, threads: Optional[int] = None, hint: str = 'LATENCY'):
     """``model`` (an ``openvino.Model`` or an ``.xml`` path) compiled for CPU.
 
     FP32 arithmetic wherever the IR is not quantized
     (``INFERENCE_PRECISION_HINT=f32``: the CPU plugin would otherwise pick
     bf16 on CPUs that have it), ``threads`` inference threads (default:
-    torch's), ``PERFORMANCE_HINT=hint``. With ``input_shape`` the dynamic
-    IR is fixed to that ``(N, C, H, W)`` first (a copy; ``model`` is left
-    dynamic), for a caller whose inputs all have one size.
+    torch's), ``PERFORMANCE_HINT=hint``.
     """
     ov = _require('openvino')
     core = ov.Core()
     if isinstance(model, (str, os.PathLike)):
         model = core.read_model(str(model))
-    if input_shape is not None:
-        model = model.clone()
-        model.reshape(list(input_shape))
     config = {
         'INFERENCE_PRECISION_HINT': 'f32',
         'PERFORMANCE_HINT': hint,
