@@ -63,6 +63,9 @@ from mmghost.models.backbones.base import GhostBackboneBase
 from mmghost.models.backbones.ghostnet import SqueezeExcite
 from mmghost.models.layers import GhostModule
 
+# this script's folder is on sys.path when it runs
+from bench import calibration_batches  # noqa: E402
+
 # ---------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------
@@ -255,27 +258,6 @@ def convert(module, x):
             input=[list(x.shape)])
 
 
-def calibration(shape_hw, count=8):
-    """``count`` shipped images as RetinaNet's config preprocesses them,
-    padded or cropped to ``shape_hw`` (as bench.py's calibration data)."""
-    import os.path as osp
-    from types import SimpleNamespace
-
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-
-    from mmghost.deployment.openvino import calibration_batches
-    from mmghost.utils import list_images
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    cfg = Config.fromfile(osp.join(root, 'configs',
-                                   'retinanet_ghostnet_fpn.py'))
-    pre = SimpleNamespace(
-        cfg=cfg, data_preprocessor=MODELS.build(cfg.model.data_preprocessor))
-    files = list_images(osp.join(root, 'data', 'tiny-coco', 'images'))
-    batches = calibration_batches(pre, files[:count], shape_hw)
-    return [b[..., :shape_hw[0], :shape_hw[1]].contiguous() for b in batches]
-
-
 def profile(compiled, x, runs=5):
     """Per node type and per exec type: total ms per inference, over
     ``runs`` inferences (after one warm-up)."""
@@ -349,7 +331,7 @@ def main():
         x = torch.randn(1, 3, h, w)
         xn = x.numpy()
         t0 = time.time()
-        batches = calibration((h, w))
+        batches = calibration_batches((h, w))
         compiled = collections.OrderedDict()
         ir, quantized = {}, {}
         for name, m in models.items():

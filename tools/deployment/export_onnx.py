@@ -34,48 +34,20 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.checkpoint import build_model
-from mmghost.deployment import (check_inputs, check_onnx, export_onnx,
-                                pad_channels, wrap_for_onnx)
+from mmghost.deployment import check_onnx, export_onnx, pad_channels
+from mmghost.deployment.cli import add_model_arguments, load_for_export
 from mmghost.deployment.onnx import DEFAULT_OPSET, TOLERANCE
 from mmghost.deployment.parity import ParityError
 from mmghost.models.backbones import GhostNet
-from mmghost.utils import config_images_dir, list_images
-
-NUM_CHECK_IMAGES = 3
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Export a detector or its backbone to ONNX and check '
         'it against PyTorch on real images')
-    parser.add_argument('config', help='config file of the model')
-    parser.add_argument('checkpoint', help='checkpoint file of the model')
+    add_model_arguments(parser)
     parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument(
-        '--part',
-        choices=['detector', 'backbone'],
-        default='detector',
-        help='detector: backbone + neck + head raw outputs (for a two-stage '
-        'detector, up to the RPN head); backbone: the backbone alone')
-    parser.add_argument(
-        '--images',
-        nargs='+',
-        help='image files or folders for the export input and the check '
-        f'(the first {NUM_CHECK_IMAGES} are used); default: the folder of the '
-        "config's test set")
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        default=[320, 320],
-        metavar=('H', 'W'),
-        help='export input size: images are fit into H x W keeping their '
-        'aspect ratio and padded to it (rounded up to the preprocessor\'s '
-        'pad_size_divisor); batch, height and width stay dynamic')
     parser.add_argument(
         '--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
     parser.add_argument(
@@ -96,11 +68,6 @@ def parse_args():
         type=float,
         default=TOLERANCE,
         help='largest max|ort - torch| / max|torch| allowed per output')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
     return parser.parse_args()
 
 
@@ -118,30 +85,14 @@ def pad_backbone(model, multiple: int):
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
-    if min(args.shape) < 32:
-        raise SystemExit(f'--shape {args.shape[0]} {args.shape[1]}: both '
-                         'sides must be at least 32')
     # torch's exporter warns once per torchvision op it cannot register
     logging.getLogger('torch.onnx._internal.exporter._registration').setLevel(
         logging.ERROR)
-
-    try:
-        model = build_model(args.config, args.checkpoint, args.cfg_options)
-    except ValueError as e:
-        raise SystemExit(str(e))
-    try:
-        images = list_images(args.images or config_images_dir(model.cfg))
-    except (OSError, ValueError) as e:
-        hint = '' if args.images else ' (pass --images DIR_OR_FILES)'
-        raise SystemExit(f'{e}{hint}')
-    images = images[:NUM_CHECK_IMAGES]
-    if args.pad_channels is not None:
-        pad_backbone(model, args.pad_channels)
-    module = wrap_for_onnx(model, args.part)
-    inputs = check_inputs(model, images, tuple(args.shape))
-    example = inputs[0][1]
+    job = load_for_export(
+        args,
+        prepare=None if args.pad_channels is None else
+        (lambda model: pad_backbone(model, args.pad_channels)))
+    model, module, example = job.model, job.module, job.example
 
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
@@ -154,11 +105,9 @@ def main():
     if not args.check:
         return
 
-    print(f'check on {len(images)} real image{"s" * (len(images) > 1)} '
-          f'({", ".join(osp.basename(f) for f in images)}), onnxruntime vs '
-          'PyTorch:')
+    print(f'check on {job.checked_on}, onnxruntime vs PyTorch:')
     try:
-        result = check_onnx(args.out, module, inputs, tol=args.tol)
+        result = check_onnx(args.out, module, job.inputs, tol=args.tol)
     except ParityError as e:
         raise SystemExit(f'check FAILED: {e}')
     print(result.table())

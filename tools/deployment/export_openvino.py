@@ -33,20 +33,15 @@ import logging
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 import mmghost  # noqa: F401  (registers mmghost, applies its fixes)
-from mmghost.checkpoint import build_model
-from mmghost.deployment import check_inputs, wrap_for_onnx
+from mmghost.deployment.cli import add_model_arguments, load_for_export
 from mmghost.deployment.openvino import (TOLERANCE, calibration_batches,
                                          calibration_images, check_openvino,
                                          compile_ir, convert_to_openvino,
                                          KEEP_FP32, kept_fp32, quantize_int8,
                                          save_export, update_export)
 from mmghost.deployment.parity import ParityError
-from mmghost.utils import config_images_dir, list_images
-
-NUM_CHECK_IMAGES = 3
+from mmghost.utils import config_images_dir
 CALIB_COUNT = 16
 
 
@@ -54,39 +49,17 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description='Convert a detector or its backbone to an OpenVINO IR '
         '(FP32, FP16 or INT8) and check it against PyTorch on real images')
-    parser.add_argument('config', help='config file of the model')
-    parser.add_argument('checkpoint', help='checkpoint file of the model')
+    add_model_arguments(parser)
     parser.add_argument(
         '--out-dir',
         required=True,
         help='directory to write model.xml/.bin, config.py, export.json to')
-    parser.add_argument(
-        '--part',
-        choices=['detector', 'backbone'],
-        default='detector',
-        help='detector: backbone + neck + head raw outputs (for a two-stage '
-        'detector, up to the RPN head); backbone: the backbone alone')
-    parser.add_argument(
-        '--images',
-        nargs='+',
-        help='image files or folders for the trace and the check (the first '
-        f"{NUM_CHECK_IMAGES} are used); default: the folder of the config's "
-        'test set')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        default=[320, 320],
-        metavar=('H', 'W'),
-        help='trace and calibration input size: images are fit into H x W '
-        'keeping their aspect ratio and padded to it; batch, height and '
-        'width stay dynamic')
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(
         '--int8',
         action='store_true',
         help='quantize to INT8 with NNCF (post-training, calibrated on real '
-        'images; the convolutions that write the outputs stay FP32)')
+        'images; the convolutions of --keep-fp32 stay FP32)')
     precision.add_argument(
         '--fp16',
         action='store_true',
@@ -113,11 +86,6 @@ def parse_args():
         default=TOLERANCE,
         help='largest max|openvino - torch| / max|torch| allowed per output '
         'of an FP32 IR')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
     args = parser.parse_args()
     if (args.calib_images or args.calib_count != CALIB_COUNT
             or args.keep_fp32 != 'box') and not args.int8:
@@ -125,9 +93,6 @@ def parse_args():
                      '--int8; add --int8')
     if args.calib_count < 1:
         parser.error(f'--calib-count {args.calib_count}: expected at least 1')
-    if min(args.shape) < 32:
-        parser.error(f'--shape {args.shape[0]} {args.shape[1]}: both sides '
-                     'must be at least 32')
     return args
 
 
@@ -142,24 +107,9 @@ def check(compiled, module, inputs, tol, strict):
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
-    try:
-        model = build_model(args.config, args.checkpoint, args.cfg_options)
-    except ValueError as e:
-        raise SystemExit(str(e))
-    try:
-        images = list_images(args.images or config_images_dir(model.cfg))
-    except (OSError, ValueError) as e:
-        hint = '' if args.images else ' (pass --images DIR_OR_FILES)'
-        raise SystemExit(f'{e}{hint}')
-    images = images[:NUM_CHECK_IMAGES]
-    shape = tuple(args.shape)
-    module = wrap_for_onnx(model, args.part)
-    inputs = check_inputs(model, images, shape)
-    example = inputs[0][1]
-    checked_on = (f'{len(images)} real image{"s" * (len(images) > 1)} '
-                  f'({", ".join(osp.basename(f) for f in images)})')
+    job = load_for_export(args)
+    model, module, example = job.model, job.module, job.example
+    inputs, shape, checked_on = job.inputs, job.shape, job.checked_on
 
     ov_model = convert_to_openvino(module, example)
     extra = dict(checkpoint=osp.abspath(args.checkpoint))
