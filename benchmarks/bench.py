@@ -262,8 +262,10 @@ def prepare(spec: Model, runtime: str, shape, device):
     if runtime == 'pytorch':
         return exported_network(model, spec).to(device), x, 'NCHW'
     model = deploy(model)
-    if runtime == 'onnxruntime' and not spec.detector and \
-            spec.backbone.startswith('GhostNet'):
+    # as export_onnx.py --pad-channels: onnxruntime blocks channels
+    padded = (runtime == 'onnxruntime' and not spec.detector
+              and spec.backbone.startswith('GhostNet'))
+    if padded:
         from mmghost.deployment import pad_channels
         model = pad_channels(model, channel_block())
     module = exported_network(model, spec).to(device).eval()
@@ -283,7 +285,6 @@ def prepare(spec: Model, runtime: str, shape, device):
             export_onnx(module, example, path)
             session = ort_session(path)
         name = session.get_inputs()[0].name
-        padded = spec.backbone.startswith('GhostNet') and not spec.detector
         label = f'padded to {channel_block()}' if padded else ''
         return (lambda t: session.run(None, {name: t.numpy()})), x, label
     from mmghost.deployment.openvino import (compile_ir, convert_to_openvino,

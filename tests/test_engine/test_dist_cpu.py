@@ -8,6 +8,7 @@ ends (1, 2, 3, 4): the stage after them never runs and must not make DDP
 wait for its gradients (no ``find_unused_parameters``). The fixes in
 ``mmghost.engine.dist`` must change nothing where CUDA is available.
 """
+import gc
 import os.path as osp
 import pickle
 import re
@@ -178,6 +179,7 @@ def test_cpu_ddp_takes_mmengines_device_ids(tmp_path):
     """mmengine passes device_ids=[LOCAL_RANK]; torch refuses it on CPU."""
     torch_dist.init_process_group(
         'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    model = None
     try:
         with pytest.raises(ValueError, match='device_ids'):
             MMDistributedDataParallel(module=nn.Linear(2, 2), device_ids=[0])
@@ -186,4 +188,8 @@ def test_cpu_ddp_takes_mmengines_device_ids(tmp_path):
         assert model.device_ids is None
         model(torch.ones(1, 2)).sum().backward()
     finally:
+        # free DDP's reducer while its gloo group is alive (see the backbone
+        # contract's DDP test)
+        del model
+        gc.collect()
         torch_dist.destroy_process_group()

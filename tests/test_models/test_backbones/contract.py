@@ -6,6 +6,7 @@ key/shape list), ``stage_channels`` (declared channels per width) and the
 checkpoint extras the family's release carries; it inherits every test
 here and adds its own.
 """
+import gc
 import json
 import math
 import os.path as osp
@@ -271,6 +272,7 @@ class GhostBackboneContract:
         torch_dist.init_process_group(
             'gloo', init_method=f'file://{tmp_path}/store', rank=0,
             world_size=1)
+        model = outs = None
         try:
             model = DistributedDataParallel(
                 self.build(frozen_stages=0, out_indices=(1, 2, 3)))
@@ -279,6 +281,11 @@ class GhostBackboneContract:
                 outs = model(torch.randn(2, 3, 64, 64))
                 sum(o.mean() for o in outs).backward()
         finally:
+            # free DDP's reducer while its gloo group is alive: freed at the
+            # function's exit, after destroy_process_group, gloo's destructor
+            # once hung joining its threads and stopped a suite run
+            del model, outs
+            gc.collect()
             torch_dist.destroy_process_group()
 
     def test_with_cp_matches_plain(self):
