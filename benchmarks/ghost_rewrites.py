@@ -43,15 +43,12 @@ Run (about 6 minutes on 2 cores; nothing else should run meanwhile)::
 import argparse
 import collections
 import copy
-import math
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import types
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
